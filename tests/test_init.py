@@ -1,0 +1,168 @@
+"""Setup, unload, migration, and degraded setup when piper-tts cannot be installed."""
+
+from pathlib import Path
+import sys
+from unittest.mock import patch
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.alicia_tts.const import (
+    CONF_VOICE,
+    DOMAIN,
+    ISSUE_PIPER_UNAVAILABLE,
+    PIPER_REQUIREMENT,
+)
+
+from .conftest import JOE, entity_state
+
+ENTITY_ID = "tts.alicia_tts_joe_en_us_medium"
+
+
+async def test_setup_and_unload(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """The entry loads the voice once, exposes one entity on a service device, and unloads."""
+    entry = init_integration
+    assert entry.state is ConfigEntryState.LOADED
+    engine = entry.runtime_data.engine
+    assert engine is not None
+    assert engine.loaded_voices == [JOE]
+
+    state = hass.states.get(ENTITY_ID)
+    assert state is not None
+    assert state.state == STATE_UNKNOWN
+    reg_entry = entity_registry.async_get(ENTITY_ID)
+    assert reg_entry is not None
+    assert reg_entry.unique_id == entry.entry_id
+    assert reg_entry.device_id is not None
+    device = device_registry.async_get(reg_entry.device_id)
+    assert isinstance(device, dr.DeviceEntry)
+    assert device.entry_type is dr.DeviceEntryType.SERVICE
+    assert (DOMAIN, entry.entry_id) in device.identifiers
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert engine.loaded_voices == []
+    assert entity_state(hass, ENTITY_ID) == STATE_UNAVAILABLE
+
+
+async def test_piper_not_installable(
+    hass: HomeAssistant, setup_ha: None, config_entry: MockConfigEntry
+) -> None:
+    """piper-tts failing to install still loads the entry: repair issue, unavailable entity."""
+    issue_registry = ir.async_get(hass)
+    with (
+        patch("homeassistant.util.package.is_installed", return_value=False),
+        patch("homeassistant.requirements.pkg_util.install_package", return_value=False) as inst,
+    ):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+    # HA really tried to install it (several attempts), then gave up.
+    assert inst.call_args_list[0].args[0] == PIPER_REQUIREMENT
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert config_entry.runtime_data.engine is None
+    assert PIPER_REQUIREMENT in (config_entry.runtime_data.local_problem or "")
+    assert entity_state(hass, ENTITY_ID) == STATE_UNAVAILABLE
+    issue = issue_registry.async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["requirement"] == PIPER_REQUIREMENT
+
+    # HA does not retry a failed install before a restart: a reload stays degraded.
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.runtime_data.engine is None
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is not None
+
+
+async def test_repair_issue_cleared_when_piper_works(
+    hass: HomeAssistant, setup_ha: None, config_entry: MockConfigEntry
+) -> None:
+    """A stale "Piper unavailable" issue (from an earlier start) goes away once Piper loads."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        ISSUE_PIPER_UNAVAILABLE,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_PIPER_UNAVAILABLE,
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is None
+    assert entity_state(hass, ENTITY_ID) == STATE_UNKNOWN
+
+
+async def test_piper_import_fails(
+    hass: HomeAssistant,
+    setup_ha: None,
+    config_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """piper-tts installed but not importable (e.g. onnxruntime's library missing)."""
+    monkeypatch.setitem(sys.modules, "piper", None)  # makes `import piper` raise ImportError
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.runtime_data.engine is None
+    assert "piper-tts cannot be imported" in (config_entry.runtime_data.local_problem or "")
+    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is not None
+    assert entity_state(hass, ENTITY_ID) == STATE_UNAVAILABLE
+
+
+async def test_voice_missing(hass: HomeAssistant, setup_ha: None) -> None:
+    """An entry whose voice is gone loads with an unavailable entity instead of failing."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Gone", data={CONF_VOICE: "xx_XX-gone-low"}, unique_id="gone"
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.engine is None
+    assert "xx_XX-gone-low" in (entry.runtime_data.local_problem or "")
+    assert entity_state(hass, "tts.alicia_tts_gone") == STATE_UNAVAILABLE
+
+
+async def test_corrupt_voice(hass: HomeAssistant, setup_ha: None, voices_dir: Path) -> None:
+    """A corrupt model file is reported, not loaded, and does not break setup."""
+    (voices_dir / "en_US-broken-low.onnx").write_bytes(b"not an onnx model")
+    (voices_dir / "en_US-broken-low.onnx.json").write_text(
+        '{"audio": {"sample_rate": 16000}, "num_speakers": 1, "language": {"code": "en_US"}}'
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Broken", data={CONF_VOICE: "en_US-broken-low"}, unique_id="broken"
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.engine is None
+    assert "cannot be loaded" in (entry.runtime_data.local_problem or "")
+    assert entity_state(hass, "tts.alicia_tts_broken") == STATE_UNAVAILABLE
+
+
+async def test_migrate_future_version_refused(hass: HomeAssistant, setup_ha: None) -> None:
+    """An entry written by a newer version is not loaded (no silent downgrade)."""
+    entry = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, unique_id=JOE, version=2)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR
+
+
+async def test_migrate_minor_version(hass: HomeAssistant, setup_ha: None) -> None:
+    """Entries of version 1 with another minor version load unchanged."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, data={CONF_VOICE: JOE}, unique_id=JOE, version=1, minor_version=2
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.data == {CONF_VOICE: JOE}
