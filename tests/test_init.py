@@ -11,6 +11,7 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er, 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.alicia_tts import async_migrate_entry
 from custom_components.alicia_tts.const import (
     CONF_VOICE,
     DOMAIN,
@@ -154,6 +155,14 @@ async def test_migrate_future_version_refused(hass: HomeAssistant, setup_ha: Non
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
+
+
+async def test_migrate_entry_function(hass: HomeAssistant) -> None:
+    """Version 1 entries need no change; anything else cannot be migrated."""
+    v1 = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, version=1, minor_version=0)
+    v2 = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, version=2)
+    assert await async_migrate_entry(hass, v1)
+    assert not await async_migrate_entry(hass, v2)
 
 
 async def test_migrate_minor_version(hass: HomeAssistant, setup_ha: None) -> None:

@@ -76,12 +76,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> b
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
-    """Migrate an entry to the current version; entries from a newer version cannot load."""
-    if entry.version > 1:
-        _LOGGER.error(
-            "Cannot downgrade the Alicia TTS entry from version %s.%s",
-            entry.version,
-            entry.minor_version,
-        )
-        return False
-    return True
+    """Migrate an entry to the current version (1.1 is the first; later versions add steps).
+
+    HA itself refuses entries of a newer major version, and calls this only for older ones.
+    """
+    return entry.version == 1

@@ -440,9 +440,10 @@ class PiperEngine:
         """Run the ONNX model on one sentence and return 16-bit PCM (blocking)."""
         import numpy as np  # noqa: PLC0415 - numpy comes with piper
 
-        audio = job.voice.piper.phoneme_ids_to_audio(phoneme_ids, job.syn_config)
-        if isinstance(audio, tuple):  # (audio, alignments) on patched models
-            audio = audio[0]
+        audio = job.voice.piper.phoneme_ids_to_audio(
+            phoneme_ids, job.syn_config, include_alignments=False
+        )
+        assert not isinstance(audio, tuple)  # only with include_alignments=True
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
         if job.options.gain != 1.0:
@@ -541,8 +542,6 @@ class SynthesisJob:
             for phoneme_ids in sentences:
                 pcm = await engine._run(engine.infer, self, phoneme_ids)  # noqa: SLF001
                 yield pcm + pause
-        except EngineError:
-            raise
         except Exception as err:
             raise SynthesisError(f"synthesis failed: {err}", error=str(err)) from err
 

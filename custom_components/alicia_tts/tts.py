@@ -19,6 +19,7 @@ from .engine import (
     PiperEngine,
     SynthesisJob,
     parse_options,
+    resolve_speaker_id,
     validate_message,
     wav_header,
 )
@@ -103,6 +104,31 @@ class AliciaTTSEntity(TextToSpeechEntity):
             )
         return engine
 
+    def _validate(self, message: str | None, options: dict[str, Any]) -> None:
+        """Check a request before any audio is made; raise translated errors."""
+        engine = self._engine()
+        try:
+            parsed = parse_options(options)
+            if message is not None:
+                validate_message(message, engine.max_message_chars)
+            voice = engine.voice_info(parsed.voice or self._data.voice)
+            resolve_speaker_id(parsed.speaker, voice)
+        except EngineError as err:
+            raise engine_error(err) from err
+
+    @override
+    async def async_speak(
+        self,
+        media_player_entity_id: list[str],
+        message: str,
+        cache: bool,
+        language: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        """Validate (message, options) up front, then play through the media players."""
+        self._validate(message, options or {})
+        await super().async_speak(media_player_entity_id, message, cache, language, options)
+
     async def _async_start(self, options: dict[str, Any]) -> SynthesisJob:
         engine = self._engine()
         try:
@@ -115,10 +141,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
         self, message: str, language: str, options: dict[str, Any]
     ) -> TtsAudioType:
         """Synthesize a whole message into a WAV file."""
-        try:
-            validate_message(message, self._engine().max_message_chars)
-        except EngineError as err:
-            raise engine_error(err) from err
+        self._validate(message, options)
         job = await self._async_start(options)
         try:
             pcm = await job.synthesize(message)
