@@ -7,7 +7,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.alicia_tts.const import CONF_VOICE, DOMAIN
+from custom_components.alicia_tts.config_flow import valid_base_url
+from custom_components.alicia_tts.const import (
+    CONF_AUDIO_FORMAT,
+    CONF_SPEAKER_BASE_URL,
+    CONF_VOICE,
+    DOMAIN,
+)
 
 from .conftest import JOE, form_options, install_voice
 
@@ -89,3 +95,51 @@ async def test_voice_removed_while_choosing(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_VOICE: JOE})
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """Speaker base URL and audio format: bad URL refused, good one saved and applied."""
+    entry = init_integration
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+
+    for bad in ("ftp://192.168.1.10", "http://192.168.1.10:8123/api", "not a url", "http://"):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_SPEAKER_BASE_URL: bad, CONF_AUDIO_FORMAT: "auto"}
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_SPEAKER_BASE_URL: "invalid_url"}, bad
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_SPEAKER_BASE_URL: " http://192.168.1.10:8123/ ", CONF_AUDIO_FORMAT: "wav"},
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {
+        CONF_SPEAKER_BASE_URL: "http://192.168.1.10:8123",
+        CONF_AUDIO_FORMAT: "wav",
+    }
+    # Saved options reload the entry and take effect.
+    assert entry.runtime_data.speaker_url.url == "http://192.168.1.10:8123"
+    assert entry.runtime_data.audio_format == "wav"
+
+    # Clearing the URL goes back to HA's own URL.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SPEAKER_BASE_URL: "", CONF_AUDIO_FORMAT: "auto"}
+    )
+    await hass.async_block_till_done()
+    assert entry.options == {CONF_AUDIO_FORMAT: "auto"}
+    assert entry.runtime_data.speaker_url.url == "http://127.0.0.1:8123"
+    assert entry.runtime_data.audio_format == "mp3"
+
+
+def test_valid_base_url() -> None:
+    """Base URLs are http(s) with a host and nothing after it."""
+    assert valid_base_url("http://192.168.1.10:8123")
+    assert valid_base_url("https://ha.example.com/")
+    assert not valid_base_url("http://ha.example.com/?x=1")
+    assert not valid_base_url("http://ha.example.com/#top")
+    assert not valid_base_url("http://[::1")

@@ -11,6 +11,7 @@ import wave
 import pytest
 
 from custom_components.alicia_tts import engine as engine_mod
+from custom_components.alicia_tts.audio import wav_header
 from custom_components.alicia_tts.engine import (
     ENGINE_OPTIONS,
     EngineBusyError,
@@ -28,7 +29,6 @@ from custom_components.alicia_tts.engine import (
     resolve_speaker_id,
     split_sentences,
     validate_message,
-    wav_header,
 )
 from custom_components.alicia_tts.voices import VoiceInfo, read_voice_info
 

@@ -9,7 +9,17 @@ from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.requirements import RequirementsNotFound, async_process_requirements
 
-from .const import CONF_VOICE, DOMAIN, ISSUE_PIPER_UNAVAILABLE, PIPER_REQUIREMENT, VOICES_DIR
+from .audio import MP3_REQUIREMENT, mp3_available
+from .const import (
+    CONF_AUDIO_FORMAT,
+    CONF_SPEAKER_BASE_URL,
+    CONF_VOICE,
+    DOMAIN,
+    ISSUE_PIPER_UNAVAILABLE,
+    PIPER_REQUIREMENT,
+    VOICES_DIR,
+)
+from .delivery import async_get_store, async_update_url_issue, speaker_base_url
 from .engine import EngineError, PiperEngine, PiperUnavailableError, import_piper
 from .models import AliciaConfigEntry, AliciaData
 from .voices import discover_voices
@@ -46,12 +56,33 @@ async def async_ensure_piper(hass: HomeAssistant) -> str | None:
     return None
 
 
+async def async_audio_format(hass: HomeAssistant, preferred: str | None) -> str:
+    """The format speakers get: MP3 encoded in-process when possible, else streamed WAV.
+
+    ``lameenc`` (LAME) has glibc wheels only, like piper-tts, so it is installed next to it at
+    setup rather than listed in the manifest. A user's explicit choice wins.
+    """
+    if preferred == "wav":
+        return "wav"
+    try:
+        await async_process_requirements(hass, DOMAIN, [MP3_REQUIREMENT])
+    except RequirementsNotFound as err:
+        _LOGGER.info("MP3 encoder unavailable, speakers get WAV: %s", err)
+        return "wav"
+    return "mp3" if await hass.async_add_executor_job(mp3_available) else "wav"
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
     """Set up Alicia TTS from a config entry."""
     voice = entry.data[CONF_VOICE]
     voices = await hass.async_add_executor_job(discover_voices, Path(hass.config.path(VOICES_DIR)))
     data = AliciaData(voice=voice, voices=voices)
+    async_get_store(hass)
+    data.speaker_url = speaker_base_url(hass, entry.options.get(CONF_SPEAKER_BASE_URL))
+    async_update_url_issue(hass, data.speaker_url)
     data.local_problem = await async_ensure_piper(hass)
+    if data.local_problem is None:
+        data.audio_format = await async_audio_format(hass, entry.options.get(CONF_AUDIO_FORMAT))
     if data.local_problem is None:
         engine = PiperEngine(voices)
         try:
@@ -70,8 +101,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bo
 async def async_unload_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
     """Unload a config entry and stop its engine."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
-    if unloaded and (engine := entry.runtime_data.engine) is not None:
-        await engine.async_close()
+    if unloaded:
+        async_get_store(hass).remove_owner(entry.entry_id)
+        if (engine := entry.runtime_data.engine) is not None:
+            await engine.async_close()
     return unloaded
 
 

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import struct
 import threading
 from typing import TYPE_CHECKING, Any, Final
 import weakref
@@ -242,33 +241,6 @@ def split_sentences(text: str) -> list[str]:
 def silence(seconds: float, sample_rate: int) -> bytes:
     """PCM silence of the given length."""
     return bytes(round(seconds * sample_rate) * SAMPLE_WIDTH * CHANNELS)
-
-
-def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
-    """A 44-byte WAV header for 16-bit mono PCM.
-
-    ``data_bytes=None`` writes the streaming form (sizes 0: length unknown, read to the end),
-    as Home Assistant's own streaming engines do.
-    """
-    size = 0 if data_bytes is None else data_bytes
-    riff = 0 if data_bytes is None else 36 + data_bytes
-    byte_rate = sample_rate * SAMPLE_WIDTH * CHANNELS
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        riff,
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,
-        CHANNELS,
-        sample_rate,
-        byte_rate,
-        SAMPLE_WIDTH * CHANNELS,
-        SAMPLE_WIDTH * 8,
-        b"data",
-        size,
-    )
 
 
 def default_workers() -> int:

@@ -8,6 +8,14 @@ from .engine import PiperEngine
 from .voices import VoiceInfo
 
 
+@dataclass(frozen=True, slots=True)
+class SpeakerUrl:
+    """The base URL speakers fetch audio from, and what may be wrong with it."""
+
+    url: str | None
+    problem: str | None  # None, "missing", "loopback", "https_ip"
+
+
 @dataclass(kw_only=True, slots=True)
 class AliciaData:
     """What a loaded entry keeps in ``entry.runtime_data``."""
@@ -17,6 +25,9 @@ class AliciaData:
     engine: PiperEngine | None = None
     # Why the local engine cannot speak (None: it can).
     local_problem: str | None = None
+    # Where speakers fetch audio from, and in which format ("mp3" or "wav").
+    speaker_url: SpeakerUrl = field(default_factory=lambda: SpeakerUrl(None, "missing"))
+    audio_format: str = "wav"
 
 
 type AliciaConfigEntry = ConfigEntry[AliciaData]

@@ -11,6 +11,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .audio import wav_header
 from .const import DOMAIN, NAME
 from .engine import (
     ENGINE_OPTIONS,
@@ -21,7 +22,6 @@ from .engine import (
     parse_options,
     resolve_speaker_id,
     validate_message,
-    wav_header,
 )
 from .models import AliciaConfigEntry
 

@@ -1,0 +1,232 @@
+"""Tokens, growing buffers, the store and its cache, Range parsing and encoders (pure)."""
+
+import asyncio
+import io
+import subprocess
+
+import numpy as np
+import pytest
+
+from custom_components.alicia_tts.audio import (
+    AudioBuffer,
+    AudioStore,
+    Mp3Encoder,
+    RangeNotSatisfiableError,
+    WavEncoder,
+    is_token,
+    make_encoder,
+    mp3_available,
+    new_token,
+    parse_range,
+    range_needs_complete_audio,
+    wav_header,
+)
+
+from .audio import parse_wav
+
+
+def tone(seconds: float = 1.0, rate: int = 22050) -> bytes:
+    """A 440 Hz tone as 16-bit PCM."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * 440 * t) * 10000).astype("<i2").tobytes()
+
+
+def test_tokens_are_unguessable() -> None:
+    """128 random bits, URL-safe, never repeated."""
+    tokens = {new_token() for _ in range(1000)}
+    assert len(tokens) == 1000
+    assert all(is_token(t) and len(t) == 22 for t in tokens)
+    assert not is_token("short")
+    assert not is_token("a" * 21 + "/")
+    assert not is_token("../" + "a" * 19)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("bytes=0-", None),
+        ("bytes=0-999", None),
+        ("bytes=0-5000", None),
+        ("bytes=-", None),
+        ("items=0-5", None),
+        ("bytes=0-1,5-6", None),
+        ("bytes=0-99", (0, 99)),
+        ("bytes=100-", (100, 999)),
+        ("bytes=-100", (900, 999)),
+        ("bytes=-5000", None),
+        ("bytes = 10 - 20", (10, 20)),
+        ("bytes=999-999", (999, 999)),
+    ],
+)
+def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
+    """Single ranges are honoured; forms we do not serve mean 'the whole file'."""
+    assert parse_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=20-10"])
+def test_parse_range_unsatisfiable(header: str) -> None:
+    """Ranges outside the audio are unsatisfiable."""
+    with pytest.raises(RangeNotSatisfiableError):
+        parse_range(header, 1000)
+
+
+def test_parse_range_empty_audio() -> None:
+    """Nothing can be cut from nothing."""
+    with pytest.raises(RangeNotSatisfiableError):
+        parse_range("bytes=-10", 0)
+
+
+@pytest.mark.parametrize(
+    ("header", "needs"),
+    [
+        (None, False),
+        ("bytes=0-", False),
+        ("bytes=-", False),
+        ("junk", False),
+        ("bytes=0-99", True),
+        ("bytes=10-", True),
+        ("bytes=-10", True),
+    ],
+)
+def test_range_needs_complete_audio(header: str | None, needs: bool) -> None:
+    """Only 'everything from the start' can be streamed before the length is known."""
+    assert range_needs_complete_audio(header) is needs
+
+
+async def test_buffer_readers_follow_writer() -> None:
+    """A reader gets what exists, then waits for more, and ends when the writer completes."""
+    buf = AudioBuffer()
+    buf.append(b"abc")
+    received: list[bytes] = []
+
+    async def read() -> None:
+        async for chunk in buf.iter_from(1):
+            received.append(chunk)  # noqa: PERF401 - the test watches chunks arrive one by one
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0)
+    assert received == [b"bc"]
+    buf.append(b"")  # nothing happens
+    buf.append(b"def")
+    await asyncio.sleep(0)
+    assert received == [b"bc", b"def"]
+    assert not reader.done()
+    buf.replace(0, b"ABC")
+    buf.complete()
+    await asyncio.wait_for(reader, 1)
+    assert buf.getvalue() == b"ABCdef"
+    await buf.wait_done()
+    await buf.wait_size(100)
+
+
+async def test_buffer_failure_ends_readers() -> None:
+    """A failed synthesis ends readers with what they have."""
+    buf = AudioBuffer()
+    buf.append(b"x")
+    waiter = asyncio.create_task(buf.wait_size(10))
+    chunks = [c async for c in _first(buf)]
+    buf.fail("boom")
+    await asyncio.wait_for(waiter, 1)
+    assert chunks == [b"x"]
+    assert buf.has_failed()
+    assert buf.error == "boom"
+    assert [c async for c in buf.iter_from(1)] == []
+
+
+async def _first(buf: AudioBuffer) -> asyncio.AsyncGenerator[bytes]:  # type: ignore[name-defined]
+    async for chunk in buf.iter_from(0):
+        yield chunk
+        return
+
+
+def test_store_tokens_expire_and_owners_unload() -> None:
+    """Items live until their expiry; an entry's items go with it."""
+    now = [1000.0]
+    store = AudioStore(ttl=60, clock=lambda: now[0])
+    a = store.create("mp3", owner="e1")
+    b = store.create("wav", owner="e2", ttl=10)
+    assert store.get(a.token) is a
+    assert a.filename == f"{a.token}.mp3"
+    assert (a.content_type, b.content_type) == ("audio/mpeg", "audio/wav")
+    now[0] += 11
+    assert store.get(b.token) is None
+    assert store.get(a.token) is a
+    store.remove_owner("e1")
+    assert store.get(a.token) is None
+    c = store.create("mp3")
+    now[0] += 61
+    store.create("mp3")  # creating prunes expired items
+    assert store.get(c.token) is None
+    assert len(store) == 1
+    assert store.get("unknown") is None
+
+
+def test_store_cache_is_bounded_lru() -> None:
+    """The cache keeps recent audio within its byte limit."""
+    store = AudioStore(cache_bytes=10)
+    store.cache_put("a", b"1234", 1.0)
+    store.cache_put("b", b"5678", 2.0)
+    assert store.cache_get("a") == (b"1234", 1.0)  # a is now most recent
+    store.cache_put("c", b"9999")
+    assert store.cache_get("b") is None  # evicted
+    assert store.cache_get("a") is not None
+    assert store.cached_bytes == 8
+    store.cache_put("a", b"12")  # replacing keeps the count right
+    assert store.cached_bytes == 6
+    store.cache_put("huge", b"x" * 11)  # larger than the whole cache: not kept
+    assert store.cache_get("huge") is None
+    assert (store.cache_hits, store.cache_misses) == (2, 2)
+    store.cache_clear()
+    assert store.cached_bytes == 0
+    assert store.cache_get("a") is None
+
+
+def test_wav_encoder() -> None:
+    """Streaming WAV: unknown-length header, PCM passes, final header states the length."""
+    enc = make_encoder("wav", 22050)
+    assert isinstance(enc, WavEncoder)
+    pcm = tone(0.5)
+    data = enc.start() + enc.encode(pcm) + enc.finish()
+    assert data[40:44] == bytes(4)
+    fix = enc.final_header(len(pcm))
+    assert fix == (0, wav_header(22050, len(pcm)))
+    fixed = fix[1] + data[44:]
+    wav = parse_wav(fixed)
+    assert wav.duration == pytest.approx(0.5, abs=0.001)
+
+
+def test_mp3_encoder_decodes_with_ffmpeg() -> None:
+    """In-process MP3 streams frames as PCM arrives, and a real decoder reads the result."""
+    assert mp3_available()
+    enc = make_encoder("mp3", 22050)
+    assert isinstance(enc, Mp3Encoder)
+    assert enc.start() == b""
+    parts = [enc.encode(tone(0.5)) for _ in range(4)]
+    assert parts[1]  # frames leave before the end
+    data = b"".join(parts) + enc.finish()
+    assert enc.final_header(0) is None
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", "-", "-f", "s16le", "-ac", "1", "-ar", "22050", "-"],
+        input=data,
+        capture_output=True,
+        check=True,
+    ).stdout
+    samples = np.frombuffer(io.BytesIO(decoded).read(), dtype="<i2")
+    assert len(samples) / 22050 == pytest.approx(2.0, abs=0.1)
+    assert np.sqrt(np.mean((samples / 32768.0) ** 2)) > 0.1
+
+
+def test_unknown_format() -> None:
+    """Only mp3 and wav are made."""
+    with pytest.raises(ValueError, match="ogg"):
+        make_encoder("ogg", 22050)
+
+
+def test_mp3_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without lameenc the store falls back (checked by mp3_available)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lameenc", None)
+    assert not mp3_available()
