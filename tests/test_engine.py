@@ -401,6 +401,13 @@ async def test_inference_failure_is_typed(tmp_path: Path, joe_files: tuple[Path,
         await eng.async_close()
 
 
+async def test_closed_engine_refuses_work(engine: PiperEngine) -> None:
+    """After close no new worker threads start (a late request fails cleanly)."""
+    await engine.async_close()
+    with pytest.raises(SynthesisError):
+        await engine.async_load_voice(JOE)
+
+
 async def test_piper_missing(joe_info: VoiceInfo, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without an importable piper the engine says so with a typed error."""
     monkeypatch.setitem(sys.modules, "piper", None)

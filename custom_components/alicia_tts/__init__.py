@@ -22,6 +22,7 @@ from .const import (
 from .delivery import async_get_store, async_update_url_issue, speaker_base_url
 from .engine import EngineError, PiperEngine, PiperUnavailableError, import_piper
 from .models import AliciaConfigEntry, AliciaData
+from .services import async_setup_services
 from .voices import discover_voices
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ PLATFORMS: list[Platform] = [Platform.TTS]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the integration (nothing global yet)."""
+    """Register the service actions (once, for all entries)."""
+    async_setup_services(hass)
     return True
 
 

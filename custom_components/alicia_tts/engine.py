@@ -291,6 +291,7 @@ class PiperEngine:
         self._load_lock = threading.Lock()
         self._espeak_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
         self._active = 0
         self.rejected = 0
 
@@ -319,6 +320,16 @@ class PiperEngine:
             return self._voices[key]
         except KeyError:
             raise UnknownVoiceError(f"voice {key!r} is not installed", voice=key) from None
+
+    def check_request(
+        self, message: str | None, options: Mapping[str, Any], default_voice: str
+    ) -> SynthesisOptions:
+        """Validate a request (message, options, voice, speaker) without synthesizing."""
+        parsed = parse_options(options)
+        if message is not None:
+            validate_message(message, self.max_message_chars)
+        resolve_speaker_id(parsed.speaker, self.voice_info(parsed.voice or default_voice))
+        return parsed
 
     def load_voice(self, key: str) -> LoadedVoice:
         """Return the loaded voice ``key``, loading it if needed (blocking)."""
@@ -364,6 +375,8 @@ class PiperEngine:
     # -- synthesis ---------------------------------------------------------------------------
 
     def _executor_or_start(self) -> ThreadPoolExecutor:
+        if self._closed:
+            raise SynthesisError("the engine has been stopped", error="stopped")
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=self.workers, thread_name_prefix="alicia_tts_piper"
@@ -424,7 +437,8 @@ class PiperEngine:
         return bytes(pcm.tobytes())
 
     async def async_close(self) -> None:
-        """Stop the worker threads and drop the loaded voices."""
+        """Stop the worker threads and drop the loaded voices; later work is refused."""
+        self._closed = True
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)

@@ -7,7 +7,7 @@ from typing import Any, override
 from homeassistant.components.tts import TextToSpeechEntity, TtsAudioType, Voice
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -16,13 +16,11 @@ from .const import DOMAIN, NAME
 from .engine import (
     ENGINE_OPTIONS,
     EngineError,
-    InvalidRequestError,
     PiperEngine,
     SynthesisJob,
     parse_options,
-    resolve_speaker_id,
-    validate_message,
 )
+from .errors import engine_error
 from .models import AliciaConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
@@ -38,17 +36,6 @@ async def async_setup_entry(
 ) -> None:
     """Add the TTS entity of an entry."""
     async_add_entities([AliciaTTSEntity(entry)])
-
-
-def engine_error(err: EngineError) -> HomeAssistantError:
-    """Translate an engine error: the caller's mistakes are validation errors."""
-    cls = ServiceValidationError if isinstance(err, InvalidRequestError) else HomeAssistantError
-    return cls(
-        str(err),
-        translation_domain=DOMAIN,
-        translation_key=err.translation_key,
-        translation_placeholders=err.placeholders,
-    )
 
 
 class AliciaTTSEntity(TextToSpeechEntity):
@@ -108,11 +95,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
         """Check a request before any audio is made; raise translated errors."""
         engine = self._engine()
         try:
-            parsed = parse_options(options)
-            if message is not None:
-                validate_message(message, engine.max_message_chars)
-            voice = engine.voice_info(parsed.voice or self._data.voice)
-            resolve_speaker_id(parsed.speaker, voice)
+            engine.check_request(message, options, self._data.voice)
         except EngineError as err:
             raise engine_error(err) from err
 
