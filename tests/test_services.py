@@ -51,7 +51,7 @@ async def test_audio_url_default_format_and_entity(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     """Without a format the entry's speaker format is used; the entity may be named."""
-    response = await call(hass, entity_id=ENTITY_ID, message="Hello.")
+    response = await call(hass, tts_entity=ENTITY_ID, message="Hello.")
     assert response["format"] == "mp3"
     assert response["url"].endswith(".mp3")
 
@@ -63,7 +63,7 @@ async def test_audio_url_default_format_and_entity(
         ({"message": "x" * 5001}, "invalid_message"),
         ({"message": "Hi.", "voice": "xx_XX-none-low"}, "unknown_voice"),
         ({"message": "Hi.", "speaker": "2"}, "unknown_speaker"),
-        ({"message": "Hi.", "entity_id": "tts.somebody_else"}, "not_our_entity"),
+        ({"message": "Hi.", "tts_entity": "tts.somebody_else"}, "not_our_entity"),
     ],
 )
 async def test_audio_url_rejects(

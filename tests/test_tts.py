@@ -83,6 +83,9 @@ async def test_entity_description(hass: HomeAssistant, init_integration: MockCon
         "gain",
         "sentence_silence",
         "leading_silence",
+        "volume",
+        "mode",
+        "group",
     }
     voices = entity.async_get_supported_voices("en-US")
     assert voices is not None
@@ -157,12 +160,12 @@ async def test_speak_rejects_bad_input(
     assert calls == []
 
 
-async def test_unknown_option_rejected_by_ha(
+async def test_unknown_option_rejected(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """HA itself refuses option keys we do not support, before we see them."""
+    """Unknown option keys: tts.speak refuses them (we check), and so does HA's media source."""
     calls = async_mock_service(hass, "media_player", "play_media")
-    with pytest.raises(HomeAssistantError, match="Invalid options found"):
+    with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
             "tts",
             "speak",
@@ -170,11 +173,15 @@ async def test_unknown_option_rejected_by_ha(
                 "entity_id": ENTITY_ID,
                 "media_player_entity_id": "media_player.kitchen",
                 "message": SENTENCE,
-                "options": {"pitch": 2},
+                "options": {"pitch": 2, "speed": 1.1},
             },
             blocking=True,
         )
+    assert err.value.translation_key == "unknown_option"
+    assert err.value.translation_placeholders == {"options": "pitch"}
     assert calls == []
+    with pytest.raises(HomeAssistantError, match="Invalid options found"):
+        tts.generate_media_source_id(hass, SENTENCE, ENTITY_ID, "en-US", options={"pitch": 2})
 
 
 async def test_stream_first_audio_before_last_text(

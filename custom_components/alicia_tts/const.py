@@ -18,6 +18,7 @@ VOICES_DIR: Final = "alicia_tts/voices"
 # Repair issue ids
 ISSUE_PIPER_UNAVAILABLE: Final = "piper_unavailable"
 ISSUE_SPEAKER_URL: Final = "speaker_url"
+ISSUE_NEVER_FETCHED: Final = "never_fetched"
 
 # Options (entry.options; see docs/options.md)
 CONF_SPEAKER_BASE_URL: Final = "speaker_base_url"

@@ -3,20 +3,24 @@
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.helpers.service import async_extract_entity_ids
 import voluptuous as vol
 
 from .const import DOMAIN
 from .delivery import async_create_local_audio, async_get_store, audio_url
-from .engine import OPTION_RANGES, EngineError, parse_options
+from .engine import ENGINE_OPTIONS, OPTION_RANGES, EngineError, parse_options
 from .errors import engine_error
 from .models import AliciaConfigEntry
+from .playback import MODES, PLAYBACK_OPTIONS
+from .speakers import async_announce
 
 SERVICE_AUDIO_URL = "audio_url"
+SERVICE_SAY = "say"
 ATTR_MESSAGE = "message"
+ATTR_TTS_ENTITY = "tts_entity"
 
 ENGINE_FIELDS: dict[vol.Marker, Any] = {
     vol.Optional("voice"): cv.string,
@@ -26,7 +30,7 @@ ENGINE_FIELDS: dict[vol.Marker, Any] = {
 
 AUDIO_URL_SCHEMA = vol.Schema(
     {
-        vol.Optional(ATTR_ENTITY_ID): cv.entity_id,
+        vol.Optional(ATTR_TTS_ENTITY): cv.entity_id,
         vol.Required(ATTR_MESSAGE): cv.string,
         vol.Optional("audio_format"): vol.In(["mp3", "wav"]),
         **ENGINE_FIELDS,
@@ -56,7 +60,7 @@ def async_resolve_entry(hass: HomeAssistant, entity_id: str | None) -> AliciaCon
 async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
     """Synthesize a message for any player: returns a short-lived URL (and starts synthesis)."""
     hass = call.hass
-    entry = async_resolve_entry(hass, call.data.get(ATTR_ENTITY_ID))
+    entry = async_resolve_entry(hass, call.data.get(ATTR_TTS_ENTITY))
     data = entry.runtime_data
     message: str = call.data[ATTR_MESSAGE]
     extension: str = call.data.get("audio_format") or data.audio_format
@@ -77,8 +81,58 @@ async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
     }
 
 
+SAY_SCHEMA = vol.Schema(
+    {
+        **cv.ENTITY_SERVICE_FIELDS,
+        vol.Optional(ATTR_TTS_ENTITY): cv.entity_id,
+        vol.Required(ATTR_MESSAGE): cv.string,
+        vol.Optional("volume"): vol.All(vol.Coerce(int), vol.Range(min=0, max=100)),
+        vol.Optional("mode"): vol.In(MODES),
+        vol.Optional("group", default=False): cv.boolean,
+        vol.Optional("wait", default=False): cv.boolean,
+        **ENGINE_FIELDS,
+    }
+)
+
+
+async def _async_say(call: ServiceCall) -> ServiceResponse:
+    """Speak on media players (Sonos with restore); with ``wait``, return when finished."""
+    hass = call.hass
+    entry = async_resolve_entry(hass, call.data.get(ATTR_TTS_ENTITY))
+    players = sorted(
+        e for e in await async_extract_entity_ids(call) if e.startswith("media_player.")
+    )
+    if not players:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_targets")
+    tts_entity = er.async_get(hass).async_get_entity_id("tts", DOMAIN, entry.entry_id)
+    options = {
+        k: v
+        for k, v in call.data.items()
+        if k in (*ENGINE_OPTIONS, *PLAYBACK_OPTIONS) and v is not None
+    }
+    response = await async_announce(
+        hass,
+        entry,
+        tts_entity or "",
+        call.data[ATTR_MESSAGE],
+        options,
+        players,
+        wait=call.data["wait"],
+    )
+    if call.return_response:
+        return response or {}
+    return None
+
+
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the service actions."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SAY,
+        _async_say,
+        schema=SAY_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
     hass.services.async_register(
         DOMAIN,
         SERVICE_AUDIO_URL,

@@ -7,7 +7,7 @@ from typing import Any, override
 from homeassistant.components.tts import TextToSpeechEntity, TtsAudioType, Voice
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -22,6 +22,8 @@ from .engine import (
 )
 from .errors import engine_error
 from .models import AliciaConfigEntry
+from .playback import PLAYBACK_OPTIONS
+from .speakers import HA_FORMAT_OPTIONS, async_announce, engine_options_of
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
     def __init__(self, entry: AliciaConfigEntry) -> None:
         """Describe the entity from the entry's runtime data."""
         data = entry.runtime_data
+        self._entry = entry
         self._data = data
         self._attr_unique_id = entry.entry_id
         # Device "Alicia TTS", entity named after the entry (its voice): tts.alicia_tts_<voice>
@@ -63,7 +66,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
         if self._attr_default_language not in languages:
             languages.append(self._attr_default_language)
         self._attr_supported_languages = languages
-        self._attr_supported_options = list(ENGINE_OPTIONS)
+        self._attr_supported_options = [*ENGINE_OPTIONS, *PLAYBACK_OPTIONS]
         self._attr_default_options = {"voice": data.voice}
 
     @property
@@ -108,9 +111,26 @@ class AliciaTTSEntity(TextToSpeechEntity):
         language: str | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
-        """Validate (message, options) up front, then play through the media players."""
-        self._validate(message, options or {})
-        await super().async_speak(media_player_entity_id, message, cache, language, options)
+        """Speak on media players: Sonos with volume/mode/group and restore, others via HA."""
+        options = options or {}
+        if unknown := sorted(set(options) - set(self.supported_options or []) - HA_FORMAT_OPTIONS):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_option",
+                translation_placeholders={"options": ", ".join(unknown)},
+            )
+        self._validate(message, engine_options_of(options))
+        await async_announce(
+            self.hass,
+            self._entry,
+            self.entity_id,
+            message,
+            options,
+            media_player_entity_id,
+            wait=False,
+            language=language,
+            cache=cache,
+        )
 
     async def _async_start(self, options: dict[str, Any]) -> SynthesisJob:
         engine = self._engine()

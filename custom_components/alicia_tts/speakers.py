@@ -1,0 +1,291 @@
+"""Speaking on media players: Sonos through our playback controller, others through HA.
+
+Sonos speakers are the ``media_player`` entities of Home Assistant's core ``sonos``
+integration; their address and uid come from HA's device registry (the Sonos device carries
+``configuration_url = http://<ip>:1400/...`` and the identifier ``("sonos", <uid>)``), never from
+that integration's private data. Every other media player gets HA's standard
+``media_player.play_media`` with ``announce: true``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+import logging
+from typing import Any, Final
+
+from homeassistant.components import tts
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.util.hass_dict import HassKey
+from yarl import URL
+
+from .audio import AudioItem
+from .const import DOMAIN, ISSUE_NEVER_FETCHED
+from .delivery import async_create_local_audio, audio_url
+from .engine import ENGINE_OPTIONS, EngineError, SynthesisOptions
+from .errors import engine_error
+from .models import AliciaConfigEntry
+from .playback import (
+    NeverFetchedError,
+    PlaybackError,
+    PlaybackOptions,
+    PlaybackResult,
+    SonosPlayback,
+    Speaker,
+    parse_playback_options,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+SONOS_DOMAIN: Final = "sonos"
+# Speakers clip the first few hundred milliseconds while they start playing.
+SPEAKER_LEADING_SILENCE: Final = 0.5
+DATA_PLAYBACK: HassKey[SonosPlayback] = HassKey(f"{DOMAIN}_playback")
+ANNOUNCEMENT_TITLE: Final = "Alicia TTS"
+
+
+def async_get_playback(hass: HomeAssistant) -> SonosPlayback:
+    """One playback controller per Home Assistant: per-speaker queues span all entries."""
+    if (playback := hass.data.get(DATA_PLAYBACK)) is None:
+
+        async def run_blocking(func: Any) -> Any:
+            return await hass.async_add_executor_job(func)
+
+        playback = hass.data[DATA_PLAYBACK] = SonosPlayback(
+            async_get_clientsession(hass, verify_ssl=False), run_blocking=run_blocking
+        )
+    return playback
+
+
+def resolve_sonos(hass: HomeAssistant, entity_id: str) -> Speaker | None:
+    """The Sonos speaker behind a media player entity, or None for any other player."""
+    entry = er.async_get(hass).async_get(entity_id)
+    if entry is None or entry.platform != SONOS_DOMAIN or entry.device_id is None:
+        return None
+    device = dr.async_get(hass).async_get(entry.device_id)
+    if not isinstance(device, dr.DeviceEntry) or not device.configuration_url:
+        return None
+    uid = next((i[1] for i in device.identifiers if i[0] == SONOS_DOMAIN), None)
+    host = URL(device.configuration_url).host
+    if uid is None or not host:
+        return None
+    name = device.name_by_user or device.name or entity_id
+    return Speaker(uid=uid, ip=host, name=name)
+
+
+@dataclass(slots=True)
+class ItemAnnouncement:
+    """An audio item as the playback controller sees it."""
+
+    item: AudioItem
+    url: str
+    title: str
+
+    def was_fetched(self) -> bool:
+        """Whether a client has requested the audio."""
+        return self.item.was_fetched()
+
+    async def async_duration(self) -> float:
+        """Wait for the complete audio; its length in seconds."""
+        await self.item.buffer.wait_done()
+        if self.item.buffer.error is not None:
+            raise PlaybackError(
+                f"synthesis failed: {self.item.buffer.error}", error=self.item.buffer.error
+            )
+        return self.item.duration or 0.0
+
+
+@dataclass(slots=True)
+class Targets:
+    """Media players split by how they are spoken to."""
+
+    sonos: dict[str, Speaker] = field(default_factory=dict)  # entity_id -> speaker
+    others: list[str] = field(default_factory=list)
+
+
+def split_targets(hass: HomeAssistant, entity_ids: Sequence[str]) -> Targets:
+    """Sort media players into Sonos speakers and others."""
+    targets = Targets()
+    for entity_id in entity_ids:
+        if (speaker := resolve_sonos(hass, entity_id)) is not None:
+            targets.sonos[entity_id] = speaker
+        else:
+            targets.others.append(entity_id)
+    return targets
+
+
+# Format hints HA's tts accepts for every engine (HA converts when the engine cannot).
+HA_FORMAT_OPTIONS: Final = frozenset(
+    {
+        "preferred_format",
+        "preferred_sample_rate",
+        "preferred_sample_channels",
+        "preferred_sample_bytes",
+        "preferred_bitrate",
+    }
+)
+
+
+def engine_options_of(options: dict[str, Any]) -> dict[str, Any]:
+    """Only the engine's keys."""
+    return {k: v for k, v in options.items() if k in ENGINE_OPTIONS}
+
+
+def ha_options_of(options: dict[str, Any]) -> dict[str, Any]:
+    """What HA's own tts path gets for other players: engine keys and format hints."""
+    return {k: v for k, v in options.items() if k in ENGINE_OPTIONS or k in HA_FORMAT_OPTIONS}
+
+
+def never_fetched_issue(hass: HomeAssistant, err: NeverFetchedError, item: AudioItem) -> None:
+    """Explain a speaker that accepted the URL but never fetched it."""
+    seen = sorted({f.client for f in item.fetches if f.client})
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        ISSUE_NEVER_FETCHED,
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_NEVER_FETCHED,
+        translation_placeholders={
+            "speaker": err.placeholders.get("speaker", ""),
+            "url": err.placeholders.get("url", ""),
+            "seen": ", ".join(seen) if seen else "none",
+        },
+    )
+
+
+def _check(
+    entry: AliciaConfigEntry, message: str, engine_options: dict[str, Any]
+) -> SynthesisOptions:
+    """Validate a request for speakers before anything is synthesized or played."""
+    data = entry.runtime_data
+    if data.engine is None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="local_unavailable",
+            translation_placeholders={"error": data.local_problem or ""},
+        )
+    if data.speaker_url.url is None:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
+    try:
+        return data.engine.check_request(message, engine_options, data.voice)
+    except EngineError as err:
+        raise engine_error(err) from err
+
+
+async def async_play_on_sonos(
+    hass: HomeAssistant,
+    entry: AliciaConfigEntry,
+    message: str,
+    options: SynthesisOptions,
+    playback_options: PlaybackOptions,
+    speakers: dict[str, Speaker],
+) -> dict[str, Any]:
+    """Synthesize for speakers and play; returns a summary when the speech has ended."""
+    data = entry.runtime_data
+    base = data.speaker_url.url
+    assert base is not None  # checked by _check
+    try:
+        item = await async_create_local_audio(hass, entry, message, options, data.audio_format)
+    except EngineError as err:
+        raise engine_error(err) from err
+    announcement = ItemAnnouncement(item, audio_url(base, item), ANNOUNCEMENT_TITLE)
+    try:
+        result = await async_get_playback(hass).async_play(
+            list(speakers.values()),
+            announcement,
+            volume=playback_options.volume,
+            mode=playback_options.mode,
+            group=playback_options.group,
+        )
+    except NeverFetchedError as err:
+        never_fetched_issue(hass, err, item)
+        raise engine_error(err) from err
+    except PlaybackError as err:
+        raise engine_error(err) from err
+    ir.async_delete_issue(hass, DOMAIN, ISSUE_NEVER_FETCHED)
+    return summary(result, speakers)
+
+
+async def async_announce(
+    hass: HomeAssistant,
+    entry: AliciaConfigEntry,
+    tts_entity_id: str,
+    message: str,
+    options: dict[str, Any],
+    entity_ids: Sequence[str],
+    *,
+    wait: bool,
+    language: str | None = None,
+    cache: bool = True,
+) -> dict[str, Any] | None:
+    """Speak on media players: Sonos through our controller, others through HA's tts.
+
+    Everything is validated first. With ``wait`` the call returns when the speech has ended on
+    every Sonos speaker, with a summary; otherwise playback goes on in the background (errors
+    are logged).
+    """
+    try:
+        playback_options = parse_playback_options(options)
+    except PlaybackError as err:
+        raise engine_error(err) from err
+    targets = split_targets(hass, entity_ids)
+    engine_options = engine_options_of(options)
+    synthesis: SynthesisOptions | None = None
+    if targets.sonos:
+        speaker_options = {"leading_silence": SPEAKER_LEADING_SILENCE, **engine_options}
+        synthesis = _check(entry, message, speaker_options)
+    if targets.others:
+        await hass.services.async_call(
+            "media_player",
+            "play_media",
+            {
+                ATTR_ENTITY_ID: targets.others,
+                "media_content_id": tts.generate_media_source_id(
+                    hass,
+                    message,
+                    engine=tts_entity_id,
+                    language=language,
+                    options=ha_options_of(options),
+                    cache=cache,
+                ),
+                "media_content_type": "music",
+                "announce": True,
+            },
+            blocking=True,
+        )
+    if synthesis is None:
+        return (
+            {"duration": None, "speakers": [], "modes": {}, "errors": {}, "others": targets.others}
+            if wait
+            else None
+        )
+    play = async_play_on_sonos(hass, entry, message, synthesis, playback_options, targets.sonos)
+    if wait:
+        result = await play
+        result["others"] = targets.others
+        return result
+
+    async def in_background() -> None:
+        try:
+            await play
+        except HomeAssistantError as err:
+            _LOGGER.warning("Announcement on %s failed: %s", ", ".join(targets.sonos), err)
+
+    entry.async_create_background_task(hass, in_background(), name="alicia_tts announcement")
+    return None
+
+
+def summary(result: PlaybackResult, speakers: dict[str, Speaker]) -> dict[str, Any]:
+    """The service response of an announcement."""
+    by_uid = {s.uid: e for e, s in speakers.items()}
+    return {
+        "duration": round(result.duration, 2),
+        "speakers": [by_uid[o.speaker.uid] for o in result.outcomes if o.error is None],
+        "modes": {by_uid[o.speaker.uid]: o.mode for o in result.outcomes},
+        "errors": {
+            by_uid[o.speaker.uid]: str(o.error) for o in result.outcomes if o.error is not None
+        },
+    }
