@@ -1,6 +1,6 @@
 """Fixtures: a real Home Assistant with the integration, the real joe voice, real Piper."""
 
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
 from pathlib import Path
 import shutil
 from typing import Any
@@ -13,6 +13,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.alicia_tts.const import CONF_VOICE, DOMAIN, VOICES_DIR
+
+from .sonos_double import FakeHousehold, allow_loopback_hosts, soco_reset
 
 JOE = "en_US-joe-medium"
 
@@ -110,3 +112,19 @@ async def init_integration(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     return config_entry
+
+
+@pytest.fixture
+def sonos_loopback(socket_enabled: None) -> Generator[None]:
+    """Sockets to the fake speakers (127.0.0.1-20, ::1) allowed; soco's caches reset."""
+    allow_loopback_hosts()  # after socket_enabled
+    soco_reset()
+    yield
+    soco_reset()
+
+
+@pytest.fixture
+async def sonos_household(sonos_loopback: None) -> AsyncGenerator[FakeHousehold]:
+    """Two fake Sonos speakers, Kitchen on 127.0.0.2 and Bedroom on 127.0.0.3."""
+    async with FakeHousehold.create(2, names=("Kitchen", "Bedroom")) as household:
+        yield household

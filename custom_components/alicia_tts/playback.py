@@ -470,5 +470,22 @@ class SonosPlayback:
         for uid, snapshot in ordered:
             try:
                 snapshot.restore()
+                if snapshot.is_coordinator and snapshot.transport_state == "PAUSED_PLAYBACK":
+                    self._repause(state.devices[uid], bool(snapshot.mute))
             except (SoCoException, requests.exceptions.RequestException, OSError) as err:
                 _LOGGER.warning("Could not restore %s: %s", state.devices[uid].ip_address, err)
+
+    @staticmethod
+    def _repause(device: SoCo, mute: bool) -> None:
+        """Put a restored source back to PAUSED (soco's restore leaves it STOPPED).
+
+        A speaker can only pause what plays: start it muted, pause, then unmute.
+        """
+        if device.get_current_transport_info()["current_transport_state"] != "STOPPED":
+            return
+        device.mute = True
+        try:
+            device.play()
+            device.pause()
+        finally:
+            device.mute = mute

@@ -237,6 +237,11 @@ async def async_announce(
     if targets.sonos:
         speaker_options = {"leading_silence": SPEAKER_LEADING_SILENCE, **engine_options}
         synthesis = _check(entry, message, speaker_options)
+    elif (engine := entry.runtime_data.engine) is not None:
+        try:
+            engine.check_request(message, engine_options, entry.runtime_data.voice)
+        except EngineError as err:
+            raise engine_error(err) from err
     if targets.others:
         await hass.services.async_call(
             "media_player",
