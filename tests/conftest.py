@@ -125,6 +125,6 @@ def sonos_loopback(socket_enabled: None) -> Generator[None]:
 
 @pytest.fixture
 async def sonos_household(sonos_loopback: None) -> AsyncGenerator[FakeHousehold]:
-    """Two fake Sonos speakers, Kitchen on 127.0.0.2 and Bedroom on 127.0.0.3."""
-    async with FakeHousehold.create(2, names=("Kitchen", "Bedroom")) as household:
+    """Two fake Sonos speakers: Kitchen on 127.0.0.40, Bedroom on 127.0.0.41 (the demo: .2, .3)."""
+    async with FakeHousehold.create(2, first_ip=40, names=("Kitchen", "Bedroom")) as household:
         yield household

@@ -74,7 +74,7 @@ WEBSOCKET_PROTOCOL: Final = "v1.api.smartspeaker.audio"
 API_KEY_HEADER: Final = "X-Sonos-Api-Key"
 
 #: Hosts a test must be allowed to connect to: the speakers, HA/soco on 127.0.0.1, and ::1.
-LOOPBACK_HOSTS: Final[tuple[str, ...]] = (*(f"127.0.0.{n}" for n in range(1, 21)), "::1")
+LOOPBACK_HOSTS: Final[tuple[str, ...]] = (*(f"127.0.0.{n}" for n in range(1, 64)), "::1")
 
 STOPPED: Final = "STOPPED"
 PLAYING: Final = "PLAYING"
@@ -2036,6 +2036,9 @@ class FakeSonosSpeaker:
     def _avt_last_change(self) -> str:
         media = self._get_media_info({})
         position = self._get_position_info({})
+        enqueued = enqueued_meta = ""
+        if self.is_coordinator and self.current_uri and not self._is_queue_source():
+            enqueued, enqueued_meta = self.current_uri, self.current_meta
         values = {
             "TransportState": self.coordinator.transport_state,
             "CurrentPlayMode": self.coordinator.play_mode,
@@ -2046,13 +2049,34 @@ class FakeSonosSpeaker:
             "CurrentTrackURI": position.get("TrackURI", ""),
             "CurrentTrackDuration": position["TrackDuration"],
             "CurrentTrackMetaData": position.get("TrackMetaData", ""),
+            "r:NextTrackURI": "",
+            "r:NextTrackMetaData": "",
+            # What was put on the transport: the station for radio, nothing for a plain queue.
+            "r:EnqueuedTransportURI": enqueued,
+            "r:EnqueuedTransportURIMetaData": enqueued_meta,
+            "PlaybackStorageMedium": media["PlayMedium"],
             "AVTransportURI": media.get("CurrentURI", ""),
             "AVTransportURIMetaData": media.get("CurrentURIMetaData", ""),
             "NextAVTransportURI": self.next_uri,
             "NextAVTransportURIMetaData": self.next_meta,
             "CurrentTransportActions": ", ".join(self.transport_actions()),
+            "r:CurrentValidPlayModes": "SHUFFLE,REPEAT,REPEATONE,CROSSFADE",
+            "r:DirectControlClientID": "",
+            "r:DirectControlIsSuspended": "0",
+            "r:DirectControlAccountID": "",
             "TransportStatus": "OK",
-            "PlaybackStorageMedium": media["PlayMedium"],
+            "r:SleepTimerGeneration": "0",
+            "r:AlarmRunning": "0",
+            "r:SnoozeRunning": "0",
+            "r:RestartPending": "0",
+            "TransportPlaySpeed": "1",
+            "CurrentMediaDuration": "NOT_IMPLEMENTED",
+            "RecordStorageMedium": "NOT_IMPLEMENTED",
+            "PossiblePlaybackStorageMedia": "NONE, NETWORK",
+            "PossibleRecordStorageMedia": "NOT_IMPLEMENTED",
+            "RecordMediumWriteStatus": "NOT_IMPLEMENTED",
+            "CurrentRecordQualityMode": "NOT_IMPLEMENTED",
+            "PossibleRecordQualityModes": "NOT_IMPLEMENTED",
         }
         inner = "".join(f"<{k} val={quoteattr(v)}/>" for k, v in values.items())
         return (

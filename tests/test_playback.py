@@ -169,14 +169,14 @@ async def test_overlay_plays_clip_over_music(
     assert result.duration == 0.4
     assert await state_of(kitchen) == before
     assert not any(a == "SetAVTransportURI" for _, a, _ in kitchen.soap_log)
-    assert served.fetched_by == ["127.0.0.2"]
+    assert served.fetched_by == ["127.0.0.40"]
 
 
 async def test_overlay_unsupported_falls_back_to_takeover(
     sonos_loopback: None, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
     """A speaker without audio clips gets takeover with restore, and is remembered."""
-    async with FakeHousehold.create(1, supports_audio_clip=False) as household:
+    async with FakeHousehold.create(1, first_ip=42, supports_audio_clip=False) as household:
         speaker = household.speakers[0]
         speaker.preset_radio(state="PLAYING")
         before = await state_of(speaker)
@@ -283,13 +283,15 @@ async def test_two_speakers_overlay(
     served = audio_server.add()
     result = await playback.async_play(speakers, served)
     assert len(result.played) == 2
-    assert sorted(served.fetched_by) == ["127.0.0.2", "127.0.0.3"]
+    assert sorted(served.fetched_by) == ["127.0.0.40", "127.0.0.41"]
 
 
 async def test_one_at_a_time_per_speaker(sonos_loopback: None, audio_server: AudioServer) -> None:
     """Ten concurrent announcements to one speaker play in request order, never overlapping."""
     async with (
-        FakeHousehold.create(1, supports_audio_clip=False, playback_speed=1.0) as household,
+        FakeHousehold.create(
+            1, first_ip=43, supports_audio_clip=False, playback_speed=1.0
+        ) as household,
         aiohttp.ClientSession() as session,
     ):
         playback = SonosPlayback(session, fetch_timeout=5.0, end_margin=2.0, poll_interval=0.02)
@@ -315,11 +317,11 @@ async def test_speaker_down(
     sonos_loopback: None, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
     """Nothing listening at the speaker's address: a clear error, quickly."""
-    ghost = Speaker(uid="RINCON_GHOST01400", ip="127.0.0.19", name="Garage")
+    ghost = Speaker(uid="RINCON_GHOST01400", ip="127.0.0.59", name="Garage")
     started = time.monotonic()
     with pytest.raises(SpeakerUnreachableError) as err:
         await playback.async_play([ghost], audio_server.add())
-    assert err.value.placeholders["ip"] == "127.0.0.19"
+    assert err.value.placeholders["ip"] == "127.0.0.59"
     with pytest.raises(SpeakerUnreachableError):
         await playback.async_play([ghost], audio_server.add(), mode="takeover")
     assert time.monotonic() - started < 15
@@ -363,7 +365,7 @@ async def test_partial_success(
     sonos_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
     """One speaker down, one up: the announcement plays where it can; the result says so."""
-    ghost = Speaker(uid="RINCON_GHOST01400", ip="127.0.0.19", name="Garage")
+    ghost = Speaker(uid="RINCON_GHOST01400", ip="127.0.0.59", name="Garage")
     kitchen = speaker_of(sonos_household["Kitchen"])
     result = await playback.async_play([kitchen, ghost], audio_server.add())
     assert result.played == [kitchen]

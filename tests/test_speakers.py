@@ -344,7 +344,7 @@ async def test_never_fetched_repair_issue(
 
 async def test_speaker_down_error(hass: HomeAssistant, sonos_entry: MockConfigEntry) -> None:
     """A Sonos entity whose speaker is off: a clear, translated error."""
-    register_sonos(hass, "Garage", "RINCON_GHOST01400", "127.0.0.19")
+    register_sonos(hass, "Garage", "RINCON_GHOST01400", "127.0.0.59")
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             "alicia_tts",
@@ -355,7 +355,7 @@ async def test_speaker_down_error(hass: HomeAssistant, sonos_entry: MockConfigEn
     assert err.value.translation_key == "speaker_unreachable"
     assert err.value.translation_placeholders == {
         "speaker": "Garage",
-        "ip": "127.0.0.19",
+        "ip": "127.0.0.59",
     }
 
 
@@ -365,7 +365,7 @@ async def test_background_failure_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Without wait, a failing announcement is logged (the call itself already returned)."""
-    register_sonos(hass, "Garage", "RINCON_GHOST01400", "127.0.0.19")
+    register_sonos(hass, "Garage", "RINCON_GHOST01400", "127.0.0.59")
     await hass.services.async_call(
         "alicia_tts",
         "say",

@@ -1,34 +1,56 @@
 """Alicia TTS: private, offline-capable speech for Home Assistant, spoken by in-process Piper."""
 
+from functools import partial
 import logging
 from pathlib import Path
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers import (
+    config_validation as cv,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.requirements import RequirementsNotFound, async_process_requirements
 
 from .audio import MP3_REQUIREMENT, mp3_available
+from .chain import LOCAL, PROBE_TEXT, CircuitBreaker, EngineChain
 from .const import (
     CONF_AUDIO_FORMAT,
+    CONF_BREAKER_COOLDOWN,
+    CONF_BREAKER_THRESHOLD,
+    CONF_ENGINE,
+    CONF_FALLBACK_ENGINES,
+    CONF_FIRST_AUDIO_TIMEOUT,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_FIRST_AUDIO_TIMEOUT,
     DOMAIN,
+    ISSUE_FALLBACK_MISSING,
     ISSUE_PIPER_UNAVAILABLE,
+    ISSUE_VOICE_MISSING,
     PIPER_REQUIREMENT,
     VOICES_DIR,
 )
 from .delivery import async_get_store, async_update_url_issue, speaker_base_url
-from .engine import EngineError, PiperEngine, PiperUnavailableError, import_piper
+from .engine import (
+    EngineError,
+    PiperEngine,
+    PiperUnavailableError,
+    SynthesisOptions,
+    import_piper,
+)
 from .models import AliciaConfigEntry, AliciaData
 from .services import async_setup_services
-from .voices import discover_voices
+from .voices import VoiceInfo, discover_voices
 
 _LOGGER = logging.getLogger(__name__)
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-PLATFORMS: list[Platform] = [Platform.TTS]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.TTS]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -74,30 +96,101 @@ async def async_audio_format(hass: HomeAssistant, preferred: str | None) -> str:
     return "mp3" if await hass.async_add_executor_job(mp3_available) else "wav"
 
 
+async def async_load_local_engine(
+    hass: HomeAssistant, voice: str, voices: dict[str, VoiceInfo]
+) -> tuple[PiperEngine | None, str | None]:
+    """Piper with the entry's voice loaded, or why there is none (repair issues raised)."""
+    if (problem := await async_ensure_piper(hass)) is not None:
+        return None, problem
+    if voice not in voices:
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            f"{ISSUE_VOICE_MISSING}_{voice}",
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_VOICE_MISSING,
+            translation_placeholders={"voice": voice, "folder": hass.config.path(VOICES_DIR)},
+        )
+        _LOGGER.error("Voice %s is not installed", voice)
+        return None, f"voice {voice} is not installed"
+    ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_VOICE_MISSING}_{voice}")
+    engine = PiperEngine(voices)
+    try:
+        await engine.async_load_voice(voice)
+    except EngineError as err:
+        _LOGGER.error("Voice %s cannot be used: %s", voice, err)
+        await engine.async_close()
+        return None, str(err)
+    return engine, None
+
+
+def async_check_fallbacks(hass: HomeAssistant, entry: AliciaConfigEntry) -> list[str]:
+    """The configured fallback engines; a repair issue names those that no longer exist."""
+    fallbacks: list[str] = list(entry.options.get(CONF_FALLBACK_ENGINES, []))
+    registry = er.async_get(hass)
+    missing = [e for e in fallbacks if registry.async_get(e) is None and not hass.states.get(e)]
+    issue_id = f"{ISSUE_FALLBACK_MISSING}_{entry.entry_id}"
+    if missing:
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_FALLBACK_MISSING,
+            translation_placeholders={"engines": ", ".join(missing), "entry": entry.title},
+        )
+    else:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+    return fallbacks
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
     """Set up Alicia TTS from a config entry."""
     voice = entry.data[CONF_VOICE]
     voices = await hass.async_add_executor_job(discover_voices, Path(hass.config.path(VOICES_DIR)))
-    data = AliciaData(voice=voice, voices=voices)
     async_get_store(hass)
-    data.speaker_url = speaker_base_url(hass, entry.options.get(CONF_SPEAKER_BASE_URL))
-    async_update_url_issue(hass, data.speaker_url)
-    data.local_problem = await async_ensure_piper(hass)
-    if data.local_problem is None:
-        data.audio_format = await async_audio_format(hass, entry.options.get(CONF_AUDIO_FORMAT))
-    if data.local_problem is None:
-        engine = PiperEngine(voices)
-        try:
-            await engine.async_load_voice(voice)
-        except EngineError as err:
-            _LOGGER.error("Voice %s cannot be used: %s", voice, err)
-            data.local_problem = str(err)
-            await engine.async_close()
-        else:
-            data.engine = engine
-    entry.runtime_data = data
+    speaker_url = speaker_base_url(hass, entry.options.get(CONF_SPEAKER_BASE_URL))
+    async_update_url_issue(hass, speaker_url)
+    engine, problem = await async_load_local_engine(hass, voice, voices)
+    audio_format = "wav"
+    if engine is not None:
+        audio_format = await async_audio_format(hass, entry.options.get(CONF_AUDIO_FORMAT))
+    options = entry.options
+    chain = EngineChain(
+        hass=hass,
+        fallbacks=async_check_fallbacks(hass, entry),
+        preference=options.get(CONF_ENGINE, LOCAL),
+        first_audio_timeout=float(
+            options.get(CONF_FIRST_AUDIO_TIMEOUT, DEFAULT_FIRST_AUDIO_TIMEOUT)
+        ),
+        breaker=CircuitBreaker(
+            int(options.get(CONF_BREAKER_THRESHOLD, DEFAULT_BREAKER_THRESHOLD)),
+            float(options.get(CONF_BREAKER_COOLDOWN, DEFAULT_BREAKER_COOLDOWN)),
+        ),
+        local_available=engine is not None,
+    )
+    if engine is not None:
+        chain.probe = partial(async_probe_local, engine, voice)
+    entry.async_on_unload(chain.async_stop)
+    entry.runtime_data = AliciaData(
+        voice=voice,
+        voices=voices,
+        engine=engine,
+        local_problem=problem,
+        speaker_url=speaker_url,
+        audio_format=audio_format,
+        chain=chain,
+    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def async_probe_local(engine: PiperEngine, voice: str) -> None:
+    """Synthesize a short text locally (the breaker's health probe)."""
+    job = await engine.async_start(SynthesisOptions(), voice)
+    await job.synthesize(PROBE_TEXT)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:

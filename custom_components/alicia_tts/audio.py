@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 import importlib
+import io
 import re
 import secrets
 import struct
@@ -192,6 +193,7 @@ class AudioItem:
     buffer: AudioBuffer = field(default_factory=AudioBuffer)
     fetches: list[FetchRecord] = field(default_factory=list)
     duration: float | None = None  # seconds, once known
+    task: asyncio.Task[None] | None = None  # the producer, while it runs
 
     @property
     def filename(self) -> str:
@@ -280,6 +282,10 @@ class AudioStore:
         now = self.now()
         for token in [t for t, i in self._items.items() if i.expires <= now]:
             del self._items[token]
+
+    def discard(self, token: str) -> None:
+        """Forget one item (its engine failed before any audio)."""
+        self._items.pop(token, None)
 
     def remove_owner(self, owner: str) -> None:
         """Drop the items of a config entry (on unload)."""
@@ -419,6 +425,21 @@ class Mp3Encoder:
     def final_header(self, pcm_bytes: int) -> tuple[int, bytes] | None:
         """MP3 frames need no fix-up."""
         return None
+
+
+def audio_duration(extension: str, data: bytes) -> float | None:
+    """Length in seconds of complete MP3 or WAV audio (blocking: parses the file)."""
+    if extension == "wav" and data[:4] == b"RIFF" and len(data) >= 44:
+        rate = struct.unpack_from("<I", data, 24)[0]
+        block = struct.unpack_from("<H", data, 32)[0] or 2
+        return (len(data) - 44) / (rate * block) if rate else None
+    if extension == "mp3":
+        mutagen_mp3: Any = importlib.import_module("mutagen.mp3")
+        try:
+            return float(mutagen_mp3.MP3(io.BytesIO(data)).info.length)
+        except Exception:
+            return None
+    return None
 
 
 def mp3_available() -> bool:

@@ -19,7 +19,18 @@ VOICES_DIR: Final = "alicia_tts/voices"
 ISSUE_PIPER_UNAVAILABLE: Final = "piper_unavailable"
 ISSUE_SPEAKER_URL: Final = "speaker_url"
 ISSUE_NEVER_FETCHED: Final = "never_fetched"
+ISSUE_VOICE_MISSING: Final = "voice_missing"
+ISSUE_FALLBACK_MISSING: Final = "fallback_missing"
 
 # Options (entry.options; see docs/options.md)
 CONF_SPEAKER_BASE_URL: Final = "speaker_base_url"
 CONF_AUDIO_FORMAT: Final = "audio_format"
+CONF_FALLBACK_ENGINES: Final = "fallback_engines"
+CONF_ENGINE: Final = "engine"  # default preference: local | fallback
+CONF_FIRST_AUDIO_TIMEOUT: Final = "first_audio_timeout"
+CONF_BREAKER_THRESHOLD: Final = "breaker_threshold"
+CONF_BREAKER_COOLDOWN: Final = "breaker_cooldown"
+
+DEFAULT_FIRST_AUDIO_TIMEOUT: Final = 8.0
+DEFAULT_BREAKER_THRESHOLD: Final = 3
+DEFAULT_BREAKER_COOLDOWN: Final = 60.0

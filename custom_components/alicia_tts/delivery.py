@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import time
 from typing import Final
 
 from aiohttp import web
@@ -31,13 +32,15 @@ from .audio import (
     FetchRecord,
     RangeNotSatisfiableError,
     StreamEncoder,
+    audio_duration,
     is_token,
     make_encoder,
     parse_range,
     range_needs_complete_audio,
 )
+from .chain import LOCAL
 from .const import DOMAIN, ISSUE_SPEAKER_URL
-from .engine import EngineError, SynthesisJob, SynthesisOptions
+from .engine import EngineError, InvalidRequestError, SynthesisJob, SynthesisOptions
 from .models import AliciaConfigEntry, SpeakerUrl
 
 _LOGGER = logging.getLogger(__name__)
@@ -279,7 +282,7 @@ async def async_create_local_audio(
         job.release()
         raise
     item = store.create(extension, owner=entry.entry_id, cache_key=key)
-    entry.async_create_background_task(
+    item.task = entry.async_create_background_task(
         hass,
         _async_produce(hass, store, item, job, encoder, message),
         name=f"alicia_tts audio {item.token[:6]}",
@@ -289,6 +292,105 @@ async def async_create_local_audio(
 
 async def _async_one(message: str) -> AsyncGenerator[str]:
     yield message
+
+
+async def async_create_audio(
+    hass: HomeAssistant,
+    entry: AliciaConfigEntry,
+    message: str,
+    options: SynthesisOptions,
+    extension: str,
+    forced: str | None = None,
+) -> AudioItem:
+    """An audio item from the first engine of the chain that produces audio in time.
+
+    Local Piper streams in the speakers' format; a fallback engine's audio (HA's tts, usually
+    MP3) is passed through in its own format and cached under its own key.
+    """
+    chain = entry.runtime_data.chain
+    store = async_get_store(hass)
+    last_error = ""
+    failures: list[Exception] = []
+    for engine in chain.order(forced):
+        started = time.monotonic()
+        item: AudioItem | None = None
+        try:
+            if engine == LOCAL:
+                item = await async_create_local_audio(hass, entry, message, options, extension)
+            else:
+                item = await _async_create_fallback_audio(hass, entry, engine, message)
+            async with asyncio.timeout(chain.first_audio_timeout):
+                await item.buffer.wait_size(1)
+            if item.buffer.size == 0:
+                raise HomeAssistantError(item.buffer.error or "no audio")
+        except InvalidRequestError:
+            raise
+        except (EngineError, HomeAssistantError, TimeoutError) as err:
+            last_error = str(err) or type(err).__name__
+            _LOGGER.info("Engine %s failed before any audio: %s", engine, last_error)
+            chain.record_failure(engine, last_error, len(message))
+            failures.append(err)
+            if item is not None:
+                if item.task is not None:
+                    item.task.cancel()
+                store.discard(item.token)
+            continue
+        chain.record_success(engine, len(message), time.monotonic() - started)
+        return item
+    chain.record_exhausted()
+    if len(failures) == 1:  # one engine only: its own error says most
+        raise failures[0]
+    raise HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="all_engines_failed",
+        translation_placeholders={"error": last_error or "no engine configured"},
+    )
+
+
+async def _async_create_fallback_audio(
+    hass: HomeAssistant, entry: AliciaConfigEntry, engine: str, message: str
+) -> AudioItem:
+    """An item filled from another HA TTS engine (never cached as local audio)."""
+    store = async_get_store(hass)
+    chain = entry.runtime_data.chain
+    extension, chunks = await chain.async_fallback_stream(engine, _async_one(message))
+    key = cache_key(engine, "", SynthesisOptions(), message, extension)
+    item = store.create(extension, owner=entry.entry_id, cache_key=key, source=engine)
+    if (hit := store.cache_get(key)) is not None:
+        await chunks.aclose()
+        item.buffer.append(hit[0])
+        item.duration = hit[1]
+        item.buffer.complete()
+        return item
+    item.task = entry.async_create_background_task(
+        hass, _async_copy(hass, store, item, chunks), name=f"alicia_tts audio {item.token[:6]}"
+    )
+    return item
+
+
+async def _async_copy(
+    hass: HomeAssistant, store: AudioStore, item: AudioItem, chunks: AsyncGenerator[bytes]
+) -> None:
+    """Copy a fallback engine's audio into an item."""
+    buffer = item.buffer
+    try:
+        async for chunk in chunks:
+            buffer.append(chunk)
+    except HomeAssistantError as err:
+        _LOGGER.warning("Fallback engine %s failed: %s", item.source, err)
+        buffer.fail(str(err))
+        return
+    except BaseException:
+        buffer.fail("cancelled")
+        raise
+    finally:
+        await chunks.aclose()
+    item.duration = await hass.async_add_executor_job(
+        audio_duration, item.extension, buffer.getvalue()
+    )
+    buffer.complete()
+    if item.cache_key is not None:
+        store.cache_put(item.cache_key, buffer.getvalue(), item.duration)
 
 
 async def _async_produce(

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from homeassistant.config_entries import ConfigEntry
 
+from .chain import EngineChain
 from .engine import PiperEngine
 from .voices import VoiceInfo
 
@@ -28,6 +29,7 @@ class AliciaData:
     # Where speakers fetch audio from, and in which format ("mp3" or "wav").
     speaker_url: SpeakerUrl = field(default_factory=lambda: SpeakerUrl(None, "missing"))
     audio_format: str = "wav"
+    chain: EngineChain
 
 
 type AliciaConfigEntry = ConfigEntry[AliciaData]

@@ -9,10 +9,11 @@ from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.service import async_extract_entity_ids
 import voluptuous as vol
 
-from .const import DOMAIN
-from .delivery import async_create_local_audio, async_get_store, audio_url
+from .chain import ENGINE_CHOICES
+from .const import CONF_ENGINE, DOMAIN
+from .delivery import async_create_audio, async_get_store, audio_url
 from .engine import ENGINE_OPTIONS, OPTION_RANGES, EngineError, parse_options
-from .errors import engine_error
+from .errors import engine_error, validate_request
 from .models import AliciaConfigEntry
 from .playback import MODES, PLAYBACK_OPTIONS
 from .speakers import async_announce
@@ -23,6 +24,7 @@ ATTR_MESSAGE = "message"
 ATTR_TTS_ENTITY = "tts_entity"
 
 ENGINE_FIELDS: dict[vol.Marker, Any] = {
+    vol.Optional(CONF_ENGINE): vol.In(ENGINE_CHOICES),
     vol.Optional("voice"): cv.string,
     vol.Optional("speaker"): cv.string,
     **{vol.Optional(key): vol.Coerce(float) for key in OPTION_RANGES},
@@ -66,11 +68,10 @@ async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
     extension: str = call.data.get("audio_format") or data.audio_format
     if (base := data.speaker_url.url) is None:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
+    validate_request(data, message, dict(call.data))
     try:
-        if data.engine is not None:
-            data.engine.check_request(message, call.data, data.voice)
-        item = await async_create_local_audio(
-            hass, entry, message, parse_options(call.data), extension
+        item = await async_create_audio(
+            hass, entry, message, parse_options(call.data), extension, call.data.get(CONF_ENGINE)
         )
     except EngineError as err:
         raise engine_error(err) from err
@@ -108,7 +109,7 @@ async def _async_say(call: ServiceCall) -> ServiceResponse:
     options = {
         k: v
         for k, v in call.data.items()
-        if k in (*ENGINE_OPTIONS, *PLAYBACK_OPTIONS) and v is not None
+        if k in (*ENGINE_OPTIONS, *PLAYBACK_OPTIONS, CONF_ENGINE) and v is not None
     }
     response = await async_announce(
         hass,

@@ -22,10 +22,10 @@ from homeassistant.util.hass_dict import HassKey
 from yarl import URL
 
 from .audio import AudioItem
-from .const import DOMAIN, ISSUE_NEVER_FETCHED
-from .delivery import async_create_local_audio, audio_url
-from .engine import ENGINE_OPTIONS, EngineError, SynthesisOptions
-from .errors import engine_error
+from .const import CONF_ENGINE, DOMAIN, ISSUE_NEVER_FETCHED
+from .delivery import async_create_audio, audio_url
+from .engine import ENGINE_OPTIONS, EngineError, SynthesisOptions, parse_options
+from .errors import engine_error, validate_request
 from .models import AliciaConfigEntry
 from .playback import (
     NeverFetchedError,
@@ -135,7 +135,11 @@ def engine_options_of(options: dict[str, Any]) -> dict[str, Any]:
 
 def ha_options_of(options: dict[str, Any]) -> dict[str, Any]:
     """What HA's own tts path gets for other players: engine keys and format hints."""
-    return {k: v for k, v in options.items() if k in ENGINE_OPTIONS or k in HA_FORMAT_OPTIONS}
+    return {
+        k: v
+        for k, v in options.items()
+        if k in ENGINE_OPTIONS or k in HA_FORMAT_OPTIONS or k == CONF_ENGINE
+    }
 
 
 def never_fetched_issue(hass: HomeAssistant, err: NeverFetchedError, item: AudioItem) -> None:
@@ -156,23 +160,13 @@ def never_fetched_issue(hass: HomeAssistant, err: NeverFetchedError, item: Audio
     )
 
 
-def _check(
-    entry: AliciaConfigEntry, message: str, engine_options: dict[str, Any]
-) -> SynthesisOptions:
+def _check(entry: AliciaConfigEntry, message: str, options: dict[str, Any]) -> SynthesisOptions:
     """Validate a request for speakers before anything is synthesized or played."""
     data = entry.runtime_data
-    if data.engine is None:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="local_unavailable",
-            translation_placeholders={"error": data.local_problem or ""},
-        )
+    validate_request(data, message, options)
     if data.speaker_url.url is None:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
-    try:
-        return data.engine.check_request(message, engine_options, data.voice)
-    except EngineError as err:
-        raise engine_error(err) from err
+    return parse_options(options)
 
 
 async def async_play_on_sonos(
@@ -182,13 +176,14 @@ async def async_play_on_sonos(
     options: SynthesisOptions,
     playback_options: PlaybackOptions,
     speakers: dict[str, Speaker],
+    forced: str | None = None,
 ) -> dict[str, Any]:
     """Synthesize for speakers and play; returns a summary when the speech has ended."""
     data = entry.runtime_data
     base = data.speaker_url.url
     assert base is not None  # checked by _check
     try:
-        item = await async_create_local_audio(hass, entry, message, options, data.audio_format)
+        item = await async_create_audio(hass, entry, message, options, data.audio_format, forced)
     except EngineError as err:
         raise engine_error(err) from err
     announcement = ItemAnnouncement(item, audio_url(base, item), ANNOUNCEMENT_TITLE)
@@ -233,15 +228,15 @@ async def async_announce(
         raise engine_error(err) from err
     targets = split_targets(hass, entity_ids)
     engine_options = engine_options_of(options)
+    forced = options.get(CONF_ENGINE)
     synthesis: SynthesisOptions | None = None
     if targets.sonos:
         speaker_options = {"leading_silence": SPEAKER_LEADING_SILENCE, **engine_options}
+        if forced is not None:
+            speaker_options[CONF_ENGINE] = forced
         synthesis = _check(entry, message, speaker_options)
-    elif (engine := entry.runtime_data.engine) is not None:
-        try:
-            engine.check_request(message, engine_options, entry.runtime_data.voice)
-        except EngineError as err:
-            raise engine_error(err) from err
+    else:
+        validate_request(entry.runtime_data, message, options)
     if targets.others:
         await hass.services.async_call(
             "media_player",
@@ -267,7 +262,9 @@ async def async_announce(
             if wait
             else None
         )
-    play = async_play_on_sonos(hass, entry, message, synthesis, playback_options, targets.sonos)
+    play = async_play_on_sonos(
+        hass, entry, message, synthesis, playback_options, targets.sonos, forced
+    )
     if wait:
         result = await play
         result["others"] = targets.others

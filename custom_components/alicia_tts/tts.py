@@ -2,28 +2,24 @@
 
 from collections.abc import AsyncGenerator
 import logging
+import time
 from typing import Any, override
 
 from homeassistant.components.tts import TextToSpeechEntity, TtsAudioType, Voice
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .audio import wav_header
-from .const import DOMAIN, NAME
-from .engine import (
-    ENGINE_OPTIONS,
-    EngineError,
-    PiperEngine,
-    SynthesisJob,
-    parse_options,
-)
-from .errors import engine_error
+from .chain import LOCAL, TextTee, first_then_rest
+from .const import CONF_ENGINE, DOMAIN
+from .engine import ENGINE_OPTIONS, EngineError, InvalidRequestError, parse_options
+from .entity import device_info
+from .errors import engine_error, validate_request
 from .models import AliciaConfigEntry
 from .playback import PLAYBACK_OPTIONS
-from .speakers import HA_FORMAT_OPTIONS, async_announce, engine_options_of
+from .speakers import HA_FORMAT_OPTIONS, async_announce
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,27 +49,26 @@ class AliciaTTSEntity(TextToSpeechEntity):
         self._attr_unique_id = entry.entry_id
         # Device "Alicia TTS", entity named after the entry (its voice): tts.alicia_tts_<voice>
         self._attr_name = entry.title
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=NAME,
-            manufacturer=NAME,
-            model="Piper (in-process)",
-            entry_type=DeviceEntryType.SERVICE,
-        )
+        self._attr_device_info = device_info(entry)
         default = data.voices.get(data.voice)
         languages = sorted({voice.language for voice in data.voices.values()})
         self._attr_default_language = default.language if default else "en-US"
         if self._attr_default_language not in languages:
             languages.append(self._attr_default_language)
         self._attr_supported_languages = languages
-        self._attr_supported_options = [*ENGINE_OPTIONS, *PLAYBACK_OPTIONS]
+        self._attr_supported_options = [*ENGINE_OPTIONS, *PLAYBACK_OPTIONS, CONF_ENGINE]
         self._attr_default_options = {"voice": data.voice}
 
     @property
     @override
     def available(self) -> bool:
-        """Unavailable while the local engine cannot speak."""
-        return self._data.engine is not None
+        """Available while some engine of the chain can speak."""
+        return self._data.engine is not None or bool(self._data.chain.fallbacks)
+
+    async def async_added_to_hass(self) -> None:
+        """Let the chain purge HA's tts cache entries of this entity."""
+        await super().async_added_to_hass()
+        self._data.chain.tts_entity_id = self.entity_id
 
     @callback
     @override
@@ -84,23 +79,6 @@ class AliciaTTSEntity(TextToSpeechEntity):
             for voice in sorted(self._data.voices.values(), key=lambda v: v.key)
             if voice.language == language
         ]
-
-    def _engine(self) -> PiperEngine:
-        if (engine := self._data.engine) is None:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="local_unavailable",
-                translation_placeholders={"error": self._data.local_problem or ""},
-            )
-        return engine
-
-    def _validate(self, message: str | None, options: dict[str, Any]) -> None:
-        """Check a request before any audio is made; raise translated errors."""
-        engine = self._engine()
-        try:
-            engine.check_request(message, options, self._data.voice)
-        except EngineError as err:
-            raise engine_error(err) from err
 
     @override
     async def async_speak(
@@ -119,7 +97,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
                 translation_key="unknown_option",
                 translation_placeholders={"options": ", ".join(unknown)},
             )
-        self._validate(message, engine_options_of(options))
+        validate_request(self._data, message, options)
         await async_announce(
             self.hass,
             self._entry,
@@ -132,40 +110,98 @@ class AliciaTTSEntity(TextToSpeechEntity):
             cache=cache,
         )
 
-    async def _async_start(self, options: dict[str, Any]) -> SynthesisJob:
-        engine = self._engine()
-        try:
-            return await engine.async_start(parse_options(options), self._data.voice)
-        except EngineError as err:
-            raise engine_error(err) from err
-
     @override
     async def async_get_tts_audio(
         self, message: str, language: str, options: dict[str, Any]
     ) -> TtsAudioType:
-        """Synthesize a whole message into a WAV file."""
-        self._validate(message, options)
-        job = await self._async_start(options)
-        try:
-            pcm = await job.synthesize(message)
-        except EngineError as err:
-            raise engine_error(err) from err
-        return "wav", wav_header(job.sample_rate, len(pcm)) + pcm
+        """Synthesize a whole message (the chain decides the engine and so the format)."""
+
+        async def text() -> AsyncGenerator[str]:
+            yield message
+
+        response = await self.async_stream_tts_audio(TTSAudioRequest(language, options, text()))
+        data = b"".join([chunk async for chunk in response.data_gen])
+        if response.extension == "wav" and data[:4] == b"RIFF" and len(data) >= 44:
+            # A whole file: state the real length instead of the streaming form's zeros.
+            data = wav_header(int.from_bytes(data[24:28], "little"), len(data) - 44) + data[44:]
+        return response.extension, data
 
     @override
     async def async_stream_tts_audio(self, request: TTSAudioRequest) -> TTSAudioResponse:
-        """Stream WAV: the header at once, then each sentence as soon as it is synthesized."""
-        job = await self._async_start(request.options)
-        pcm_stream = job.stream(request.message_gen)
+        """Stream speech from the first engine of the chain that produces audio in time.
 
-        async def data_gen() -> AsyncGenerator[bytes]:
-            yield wav_header(job.sample_rate)
+        Local Piper streams WAV (header, then each sentence as soon as it is synthesized);
+        a fallback engine streams in its own format through HA's tts.
+        """
+        data = self._data
+        chain = data.chain
+        validate_request(data, None, request.options)
+        text = TextTee(request.message_gen)
+        last_error = ""
+        failures: list[Exception] = []
+        for engine in chain.order(request.options.get(CONF_ENGINE)):
+            started = time.monotonic()
+            try:
+                if engine == LOCAL:
+                    extension, chunks = "wav", await self._local_chunks(text, request.options)
+                else:
+                    extension, chunks = await chain.async_fallback_stream(engine, text.replay())
+                first, rest = await first_then_rest(chunks, chain.first_audio_timeout)
+            except InvalidRequestError as err:
+                raise engine_error(err) from err
+            except (EngineError, HomeAssistantError, TimeoutError) as err:
+                last_error = str(err) or type(err).__name__
+                _LOGGER.info("Engine %s failed before any audio: %s", engine, last_error)
+                chain.record_failure(engine, last_error, text.characters)
+                failures.append(err)
+                continue
+            chain.record_success(engine, 0, time.monotonic() - started)
+            return TTSAudioResponse(extension, self._relay(engine, first, rest, text))
+        chain.record_exhausted()
+        if len(failures) == 1:  # one engine only: its own error says most
+            only = failures[0]
+            raise engine_error(only) if isinstance(only, EngineError) else only
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="all_engines_failed",
+            translation_placeholders={"error": last_error or "no engine configured"},
+        )
+
+    async def _local_chunks(self, text: TextTee, options: dict[str, Any]) -> AsyncGenerator[bytes]:
+        """Local Piper: WAV header together with the first sentence, then each sentence."""
+        engine = self._data.engine
+        if engine is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="local_unavailable",
+                translation_placeholders={"error": self._data.local_problem or ""},
+            )
+        job = await engine.async_start(parse_options(options), self._data.voice)
+        pcm_stream = job.stream(text.replay())
+
+        async def chunks() -> AsyncGenerator[bytes]:
+            header = wav_header(job.sample_rate)
             try:
                 async for pcm in pcm_stream:
-                    yield pcm
-            except EngineError as err:
-                raise engine_error(err) from err
+                    yield header + pcm
+                    header = b""
             finally:
                 await pcm_stream.aclose()
 
-        return TTSAudioResponse("wav", data_gen())
+        return chunks()
+
+    async def _relay(
+        self, engine: str, first: bytes, rest: AsyncGenerator[bytes], text: TextTee
+    ) -> AsyncGenerator[bytes]:
+        """Pass the chosen engine's audio on; a failure now fails the request cleanly."""
+        yield first
+        try:
+            async for chunk in rest:
+                yield chunk
+        except (EngineError, HomeAssistantError) as err:
+            self._data.chain.record_failure(engine, f"after first audio: {err}")
+            if isinstance(err, EngineError):
+                raise engine_error(err) from err
+            raise
+        finally:
+            self._data.chain.add_characters(engine, text.characters)
