@@ -14,6 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.alicia_tts.const import CONF_VOICE, DOMAIN, VOICES_DIR
 
+from .engines import FakeEngine, StreamingEngine, async_setup_engines
 from .sonos_double import FakeHousehold, allow_loopback_hosts, soco_reset
 
 JOE = "en_US-joe-medium"
@@ -128,3 +129,18 @@ async def sonos_household(sonos_loopback: None) -> AsyncGenerator[FakeHousehold]
     """Two fake Sonos speakers: Kitchen on 127.0.0.40, Bedroom on 127.0.0.41 (the demo: .2, .3)."""
     async with FakeHousehold.create(2, first_ip=40, names=("Kitchen", "Bedroom")) as household:
         yield household
+
+
+@pytest.fixture
+async def engines(hass: HomeAssistant, setup_ha: None) -> AsyncGenerator[dict[str, Any]]:
+    """Working, failing, slow and streaming engines (tts.working etc.)."""
+    found: dict[str, Any] = {
+        "working": FakeEngine("Working", "ok"),
+        "failing": FakeEngine("Failing", "fail"),
+        "slow": FakeEngine("Slow", "slow"),
+        "streaming": StreamingEngine("Streaming"),
+    }
+    await async_setup_engines(hass, list(found.values()))
+    yield found
+    found["slow"].release.set()
+    await hass.async_block_till_done()

@@ -1,10 +1,12 @@
 """Config flow: real voice discovery, real HA flow manager."""
 
 from pathlib import Path
+from typing import Any
 
 from homeassistant import config_entries
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.alicia_tts.config_flow import valid_base_url
@@ -120,6 +122,11 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
     assert entry.options == {
         CONF_SPEAKER_BASE_URL: "http://192.168.1.10:8123",
         CONF_AUDIO_FORMAT: "wav",
+        "fallback_engines": [],
+        "engine": "local",
+        "first_audio_timeout": 8.0,
+        "breaker_threshold": 3,
+        "breaker_cooldown": 60.0,
     }
     # Saved options reload the entry and take effect.
     assert entry.runtime_data.speaker_url.url == "http://192.168.1.10:8123"
@@ -131,7 +138,8 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
         result["flow_id"], {CONF_SPEAKER_BASE_URL: "", CONF_AUDIO_FORMAT: "auto"}
     )
     await hass.async_block_till_done()
-    assert entry.options == {CONF_AUDIO_FORMAT: "auto"}
+    assert entry.options[CONF_AUDIO_FORMAT] == "auto"
+    assert CONF_SPEAKER_BASE_URL not in entry.options
     assert entry.runtime_data.speaker_url.url == "http://127.0.0.1:8123"
     assert entry.runtime_data.audio_format == "mp3"
 
@@ -143,3 +151,39 @@ def test_valid_base_url() -> None:
     assert not valid_base_url("http://ha.example.com/?x=1")
     assert not valid_base_url("http://ha.example.com/#top")
     assert not valid_base_url("http://[::1")
+
+
+async def test_options_fallback_chain(
+    hass: HomeAssistant, init_integration: MockConfigEntry, engines: dict[str, Any]
+) -> None:
+    """The chain is chosen among other TTS entities; our own entity is refused."""
+    entry = init_integration
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    own = "tts.alicia_tts_joe_en_us_medium"
+    schema = result["data_schema"]
+    assert schema is not None
+    selector = schema.schema["fallback_engines"].config
+    assert own in selector["exclude_entities"]
+    for bad in ([own], ["light.kitchen"]):
+        with pytest.raises(InvalidData):
+            await hass.config_entries.options.async_configure(
+                result["flow_id"], {"fallback_engines": bad, CONF_AUDIO_FORMAT: "auto"}
+            )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "fallback_engines": ["tts.streaming", "tts.working"],
+            "engine": "fallback",
+            "first_audio_timeout": 3,
+            "breaker_threshold": 5,
+            "breaker_cooldown": 120,
+            CONF_AUDIO_FORMAT: "auto",
+        },
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    chain = entry.runtime_data.chain
+    assert chain.fallbacks == ["tts.streaming", "tts.working"]
+    assert chain.preference == "fallback"
+    assert chain.first_audio_timeout == 3
+    assert (chain.breaker.threshold, chain.breaker.cooldown) == (5, 120)

@@ -44,6 +44,14 @@ PROBE_TEXT: Final = "Probe."
 MAX_ERRORS: Final = 20
 
 
+def scrub(error: str, message: str) -> str:
+    """An error text without the message (engines like to quote it, HA truncates it to 32)."""
+    for text in sorted({message.strip(), message.strip()[:32]}, key=len, reverse=True):
+        if len(text) >= 3:
+            error = error.replace(text, "[message]")
+    return error
+
+
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive failures; half-open after ``cooldown`` seconds."""
 

@@ -10,7 +10,13 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.core import callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -22,7 +28,22 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 from yarl import URL
 
-from .const import CONF_AUDIO_FORMAT, CONF_SPEAKER_BASE_URL, CONF_VOICE, DOMAIN, VOICES_DIR
+from .chain import ENGINE_CHOICES, LOCAL
+from .const import (
+    CONF_AUDIO_FORMAT,
+    CONF_BREAKER_COOLDOWN,
+    CONF_BREAKER_THRESHOLD,
+    CONF_ENGINE,
+    CONF_FALLBACK_ENGINES,
+    CONF_FIRST_AUDIO_TIMEOUT,
+    CONF_SPEAKER_BASE_URL,
+    CONF_VOICE,
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_FIRST_AUDIO_TIMEOUT,
+    DOMAIN,
+    VOICES_DIR,
+)
 from .voices import VoiceInfo, discover_voices
 
 
@@ -92,24 +113,66 @@ def valid_base_url(value: str) -> bool:
 AUDIO_FORMATS = ["auto", "mp3", "wav"]
 
 
+
 class AliciaOptionsFlow(OptionsFlowWithReload):
     """Options of an entry; saving reloads it."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Speaker base URL override and audio format."""
+        """Fallback chain, speaker base URL and audio format."""
         errors: dict[str, str] = {}
+        own = er.async_entries_for_config_entry(er.async_get(self.hass), self.config_entry.entry_id)
+        own_ids = [e.entity_id for e in own if e.domain == "tts"]
         if user_input is not None:
             base = str(user_input.get(CONF_SPEAKER_BASE_URL) or "").strip()
+            fallbacks = list(user_input.get(CONF_FALLBACK_ENGINES) or [])
             if base and not valid_base_url(base):
                 errors[CONF_SPEAKER_BASE_URL] = "invalid_url"
             else:
                 options = {**self.config_entry.options, **user_input}
+                options[CONF_FALLBACK_ENGINES] = fallbacks
                 options[CONF_SPEAKER_BASE_URL] = base.rstrip("/")
                 if not base:
                     del options[CONF_SPEAKER_BASE_URL]
                 return self.async_create_entry(data=options)
         schema = vol.Schema(
             {
+                vol.Optional(CONF_FALLBACK_ENGINES, default=[]): EntitySelector(
+                    EntitySelectorConfig(domain="tts", multiple=True, exclude_entities=own_ids)
+                ),
+                vol.Required(CONF_ENGINE, default=LOCAL): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(ENGINE_CHOICES),
+                        translation_key=CONF_ENGINE,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+                vol.Required(
+                    CONF_FIRST_AUDIO_TIMEOUT, default=DEFAULT_FIRST_AUDIO_TIMEOUT
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=1,
+                        max=60,
+                        step=0.5,
+                        unit_of_measurement="s",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
+                vol.Required(
+                    CONF_BREAKER_THRESHOLD, default=DEFAULT_BREAKER_THRESHOLD
+                ): NumberSelector(
+                    NumberSelectorConfig(min=1, max=20, step=1, mode=NumberSelectorMode.BOX)
+                ),
+                vol.Required(
+                    CONF_BREAKER_COOLDOWN, default=DEFAULT_BREAKER_COOLDOWN
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=10,
+                        max=3600,
+                        step=10,
+                        unit_of_measurement="s",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
                 vol.Optional(CONF_SPEAKER_BASE_URL): TextSelector(
                     TextSelectorConfig(type=TextSelectorType.URL)
                 ),

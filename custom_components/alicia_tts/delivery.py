@@ -38,7 +38,7 @@ from .audio import (
     parse_range,
     range_needs_complete_audio,
 )
-from .chain import LOCAL
+from .chain import LOCAL, scrub
 from .const import DOMAIN, ISSUE_SPEAKER_URL
 from .engine import EngineError, InvalidRequestError, SynthesisJob, SynthesisOptions
 from .models import AliciaConfigEntry, SpeakerUrl
@@ -326,7 +326,7 @@ async def async_create_audio(
         except InvalidRequestError:
             raise
         except (EngineError, HomeAssistantError, TimeoutError) as err:
-            last_error = str(err) or type(err).__name__
+            last_error = scrub(str(err) or type(err).__name__, message)
             _LOGGER.info("Engine %s failed before any audio: %s", engine, last_error)
             chain.record_failure(engine, last_error, len(message))
             failures.append(err)

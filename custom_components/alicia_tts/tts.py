@@ -12,7 +12,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .audio import wav_header
-from .chain import LOCAL, TextTee, first_then_rest
+from .chain import LOCAL, TextTee, first_then_rest, scrub
 from .const import CONF_ENGINE, DOMAIN
 from .engine import ENGINE_OPTIONS, EngineError, InvalidRequestError, parse_options
 from .entity import device_info
@@ -150,7 +150,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
             except InvalidRequestError as err:
                 raise engine_error(err) from err
             except (EngineError, HomeAssistantError, TimeoutError) as err:
-                last_error = str(err) or type(err).__name__
+                last_error = scrub(str(err) or type(err).__name__, "".join(text.seen))
                 _LOGGER.info("Engine %s failed before any audio: %s", engine, last_error)
                 chain.record_failure(engine, last_error, text.characters)
                 failures.append(err)
@@ -199,7 +199,9 @@ class AliciaTTSEntity(TextToSpeechEntity):
             async for chunk in rest:
                 yield chunk
         except (EngineError, HomeAssistantError) as err:
-            self._data.chain.record_failure(engine, f"after first audio: {err}")
+            self._data.chain.record_failure(
+                engine, scrub(f"after first audio: {err}", "".join(text.seen))
+            )
             if isinstance(err, EngineError):
                 raise engine_error(err) from err
             raise

@@ -1,0 +1,85 @@
+"""Diagnostics: options, engine chain and breaker, platform facts, usage, recent errors.
+
+Message texts are never included: recorded errors have them scrubbed when they are recorded.
+"""
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+import platform
+from typing import Any
+
+from homeassistant.const import __version__ as HA_VERSION
+from homeassistant.core import HomeAssistant
+
+from .chain import LOCAL
+from .delivery import async_get_store
+from .models import AliciaConfigEntry
+
+
+def _platform_facts() -> dict[str, Any]:
+    """Facts that decide whether in-process Piper can run (blocking: reads the executable)."""
+    libc, libc_version = platform.libc_ver()
+    return {
+        "libc": f"{libc or 'unknown (musl?)'} {libc_version}".strip(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: AliciaConfigEntry
+) -> dict[str, Any]:
+    """Everything needed to understand which engine speaks and why."""
+    data = entry.runtime_data
+    chain = data.chain
+    engine = data.engine
+    store = async_get_store(hass)
+    facts = await hass.async_add_executor_job(_platform_facts)
+    facts["home_assistant"] = HA_VERSION
+    facts["piper_loaded"] = engine is not None
+    return {
+        "entry": {"data": dict(entry.data), "options": dict(entry.options)},
+        "platform": facts,
+        "local_engine": {
+            "available": engine is not None,
+            "problem": data.local_problem,
+            "voices": sorted(data.voices),
+            "loaded_voices": engine.loaded_voices if engine else [],
+            "workers": engine.workers if engine else None,
+            "max_requests": engine.max_requests if engine else None,
+            "active_requests": engine.active_requests if engine else None,
+            "rejected_busy": engine.rejected if engine else None,
+        },
+        "chain": {
+            "engines": [LOCAL, *chain.fallbacks],
+            "preference": chain.preference,
+            "active": chain.active,
+            "first_audio_timeout": chain.first_audio_timeout,
+            "breaker": {
+                "state": chain.breaker.state,
+                "consecutive_failures": chain.breaker.failures,
+                "threshold": chain.breaker.threshold,
+                "cooldown": chain.breaker.cooldown,
+            },
+        },
+        "usage": {name: asdict(stats) for name, stats in chain.stats.items()},
+        "recent_errors": [
+            {
+                "at": datetime.fromtimestamp(error.at, UTC).isoformat(),
+                "engine": error.engine,
+                "error": error.error,
+            }
+            for error in chain.errors
+        ],
+        "speakers": {
+            "base_url": data.speaker_url.url,
+            "base_url_problem": data.speaker_url.problem,
+            "audio_format": data.audio_format,
+        },
+        "audio_store": {
+            "live_items": len(store),
+            "cached_bytes": store.cached_bytes,
+            "cache_hits": store.cache_hits,
+            "cache_misses": store.cache_misses,
+        },
+    }
