@@ -113,7 +113,6 @@ def valid_base_url(value: str) -> bool:
 AUDIO_FORMATS = ["auto", "mp3", "wav"]
 
 
-
 class AliciaOptionsFlow(OptionsFlowWithReload):
     """Options of an entry; saving reloads it."""
 

@@ -29,6 +29,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 import weakref
 
+from .typed_errors import TranslatedError
 from .voices import VoiceInfo
 
 if TYPE_CHECKING:
@@ -54,15 +55,10 @@ OPTION_RANGES: Final[dict[str, tuple[float, float]]] = {
 ENGINE_OPTIONS: Final[tuple[str, ...]] = ("voice", "speaker", *OPTION_RANGES)
 
 
-class EngineError(Exception):
-    """Base of the engine's typed errors; ``translation_key`` names the user-facing text."""
+class EngineError(TranslatedError):
+    """Base of the engine's typed errors."""
 
     translation_key = "engine_error"
-
-    def __init__(self, message: str, **placeholders: str) -> None:
-        """Keep the placeholders the translated message needs."""
-        super().__init__(message)
-        self.placeholders: dict[str, str] = placeholders
 
 
 class InvalidRequestError(EngineError):

@@ -7,13 +7,14 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from .chain import ENGINE_CHOICES, LOCAL
 from .const import CONF_ENGINE, DOMAIN
 from .engine import EngineError, InvalidRequestError
-from .playback import InvalidPlaybackOptionError, PlaybackError
+from .playback import InvalidPlaybackOptionError
+from .typed_errors import TranslatedError
 
 if TYPE_CHECKING:
     from .models import AliciaData
 
 
-def engine_error(err: EngineError | PlaybackError) -> HomeAssistantError:
+def engine_error(err: TranslatedError) -> HomeAssistantError:
     """Translate an error: the caller's mistakes are validation errors."""
     invalid = isinstance(err, (InvalidRequestError, InvalidPlaybackOptionError))
     cls = ServiceValidationError if invalid else HomeAssistantError

@@ -34,6 +34,8 @@ from soco.snapshot import Snapshot
 from sonos_websocket import SonosWebsocket
 from sonos_websocket.exception import SonosWebsocketError
 
+from .typed_errors import TranslatedError
+
 _LOGGER = logging.getLogger(__name__)
 
 OVERLAY: Final = "overlay"
@@ -45,15 +47,10 @@ PLAYING_STATES: Final = {"PLAYING", "TRANSITIONING"}
 APP_ID: Final = "com.github.alicia_tts"
 
 
-class PlaybackError(Exception):
-    """Base of playback errors; ``translation_key`` names the user-facing text."""
+class PlaybackError(TranslatedError):
+    """Base of playback errors."""
 
     translation_key = "playback_failed"
-
-    def __init__(self, message: str, **placeholders: str) -> None:
-        """Keep the placeholders the translated message needs."""
-        super().__init__(message)
-        self.placeholders: dict[str, str] = placeholders
 
 
 class SpeakerUnreachableError(PlaybackError):
