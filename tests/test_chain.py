@@ -404,3 +404,39 @@ async def test_missing_fallback_engine(hass: HomeAssistant, engines: dict[str, A
         "tts.working": "Working",
         "tts.gone": "tts.gone",
     }
+
+
+async def test_speaker_path_skips_failing_and_slow_engines(
+    hass: HomeAssistant, engines: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For speakers too: a failing engine and a slow one are skipped; the next one speaks."""
+    entry = await setup_alicia(
+        hass,
+        **{
+            CONF_FALLBACK_ENGINES: ["tts.failing", "tts.slow", "tts.working"],
+            CONF_FIRST_AUDIO_TIMEOUT: 0.3,
+        },
+    )
+    break_local(local_of(entry), monkeypatch)
+    item = await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3")
+    await item.buffer.wait_done()
+    assert item.source == "tts.working"
+    errors = [(e.engine, e.error) for e in entry.runtime_data.chain.errors]
+    assert [engine for engine, _ in errors] == ["local", "tts.failing", "tts.slow"]
+    assert all(MESSAGE[:20] not in error for _, error in errors)
+    engines["slow"].release.set()
+    await hass.async_block_till_done()
+
+
+async def test_speaker_path_all_fail(
+    hass: HomeAssistant, engines: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No engine for speakers: a translated error; with one engine only, its own error."""
+    entry = await setup_alicia(hass, **{CONF_FALLBACK_ENGINES: ["tts.failing"]})
+    break_local(local_of(entry), monkeypatch)
+    with pytest.raises(HomeAssistantError) as err:
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3")
+    assert err.value.translation_key == "all_engines_failed"
+    with pytest.raises(HomeAssistantError) as err:
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "local")
+    assert err.value.translation_key != "all_engines_failed"

@@ -363,13 +363,19 @@ async def _async_create_fallback_audio(
         item.buffer.complete()
         return item
     item.task = entry.async_create_background_task(
-        hass, _async_copy(hass, store, item, chunks), name=f"alicia_tts audio {item.token[:6]}"
+        hass,
+        _async_copy(hass, store, item, chunks, message),
+        name=f"alicia_tts audio {item.token[:6]}",
     )
     return item
 
 
 async def _async_copy(
-    hass: HomeAssistant, store: AudioStore, item: AudioItem, chunks: AsyncGenerator[bytes]
+    hass: HomeAssistant,
+    store: AudioStore,
+    item: AudioItem,
+    chunks: AsyncGenerator[bytes],
+    message: str,
 ) -> None:
     """Copy a fallback engine's audio into an item."""
     buffer = item.buffer
@@ -377,8 +383,9 @@ async def _async_copy(
         async for chunk in chunks:
             buffer.append(chunk)
     except HomeAssistantError as err:
-        _LOGGER.warning("Fallback engine %s failed: %s", item.source, err)
-        buffer.fail(str(err))
+        error = scrub(str(err), message)
+        _LOGGER.warning("Fallback engine %s failed: %s", item.source, error)
+        buffer.fail(error)
         return
     except BaseException:
         buffer.fail("cancelled")
