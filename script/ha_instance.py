@@ -1,14 +1,15 @@
 """Run a real Home Assistant (the ``hass`` program) on loopback with this integration.
 
-Used by ``script/speak`` (and later the demo and the benchmarks). It writes a throwaway config
-folder, links ``custom_components/alicia_tts`` into it, starts ``python -m homeassistant`` bound to
-127.0.0.1, onboards an owner account through HA's onboarding API and returns an access token.
-Everything stays on loopback.
+Used by ``script/speak`` and ``script/bench`` (and later the demo). It writes a throwaway config
+folder, links ``custom_components/alicia_tts`` (and any extra custom components, such as the
+benchmark's probe) into it, starts ``python -m homeassistant`` bound to 127.0.0.1, onboards an
+owner account through HA's onboarding API and returns an access token. Everything stays on
+loopback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 import contextlib
 from dataclasses import dataclass
 import json
@@ -122,14 +123,17 @@ class HomeAssistantProcess:
         # The other onboarding steps are left to the user: HA's "core_config" step sets up
         # internet services (weather, radio browser), and this instance stays on loopback.
 
-    def add_integration(self, domain: str, user_input: dict[str, Any]) -> dict[str, Any]:
-        """Run a config flow through HA's config-flow API (the UI's path)."""
-        flow = self.request("POST", "/api/config/config_entries/flow", {"handler": domain})
-        if flow.get("type") != "form":
-            raise RuntimeError(f"config flow did not show a form: {flow}")
+    def add_integration(self, domain: str, *user_inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run a config flow through HA's config-flow API (the UI's path): one input per form."""
         result: dict[str, Any] = self.request(
-            "POST", f"/api/config/config_entries/flow/{flow['flow_id']}", user_input
+            "POST", "/api/config/config_entries/flow", {"handler": domain}
         )
+        for user_input in user_inputs:
+            if result.get("type") != "form":
+                raise RuntimeError(f"config flow did not show a form: {result}")
+            result = self.request(
+                "POST", f"/api/config/config_entries/flow/{result['flow_id']}", user_input
+            )
         if result.get("type") != "create_entry":
             raise RuntimeError(f"config flow did not create an entry: {result}")
         return result
@@ -151,23 +155,41 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float) -> Non
 
 @contextlib.contextmanager
 def home_assistant(
-    config_dir: Path, *, port: int | None = None, keep: bool = False
+    config_dir: Path,
+    *,
+    port: int | None = None,
+    keep: bool = False,
+    extra_components: Mapping[str, Path] | None = None,
+    extra_config: str = "",
 ) -> Iterator[HomeAssistantProcess]:
-    """Start ``hass`` with a fresh config in ``config_dir``; stop it on exit unless ``keep``."""
+    """Start ``hass`` with a fresh config in ``config_dir``; stop it on exit unless ``keep``.
+
+    ``extra_components`` maps more custom component domains to their folders (linked like
+    ``alicia_tts``); ``extra_config`` is appended to ``configuration.yaml``.
+    """
     port = port or free_port()
+    config_dir = config_dir.resolve()
     if config_dir.exists():
         shutil.rmtree(config_dir)
     (config_dir / "custom_components").mkdir(parents=True)
-    (config_dir / "custom_components" / "alicia_tts").symlink_to(
-        REPO / "custom_components" / "alicia_tts", target_is_directory=True
+    components = {"alicia_tts": REPO / "custom_components" / "alicia_tts"}
+    components.update(extra_components or {})
+    for domain, folder in components.items():
+        (config_dir / "custom_components" / domain).symlink_to(
+            folder.resolve(), target_is_directory=True
+        )
+    (config_dir / "configuration.yaml").write_text(
+        CONFIGURATION_YAML.format(port=port) + extra_config
     )
-    (config_dir / "configuration.yaml").write_text(CONFIGURATION_YAML.format(port=port))
     log = open(config_dir / "hass.stdout.log", "wb")  # noqa: SIM115 - kept open for the process
+    # Run from the config folder: ``python -m`` puts the working directory on sys.path, and the
+    # repository's own ``custom_components`` package would hide the config folder's.
     process = subprocess.Popen(
         [sys.executable, "-m", "homeassistant", "--config", str(config_dir)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=config_dir,
     )
     url = f"http://127.0.0.1:{port}"
     ha = HomeAssistantProcess(url=url, config_dir=config_dir, process=process)

@@ -36,7 +36,7 @@ def main() -> int:
     started = time.monotonic()
     with home_assistant(REPO / "out" / "ha-config") as ha:
         print(f"Home Assistant is up at {ha.url} ({time.monotonic() - started:.1f} s)")
-        entry = ha.add_integration("alicia_tts", {"voice": VOICE})
+        entry = ha.add_integration("alicia_tts", {"language": "en-US"}, {"voice": VOICE})
         print(f"Config entry created: {entry['title']}")
         spoken = time.monotonic()
         result = ha.request(

@@ -121,6 +121,22 @@ async def test_buffer_readers_follow_writer() -> None:
     await buf.wait_size(100)
 
 
+def test_buffer_shares_complete_audio() -> None:
+    """Cached audio is adopted without a copy; finished audio is one immutable object."""
+    cached = b"x" * 1000
+    hit = AudioBuffer()
+    hit.append(cached)
+    hit.complete()
+    assert hit.getvalue() is cached
+    grown = AudioBuffer()
+    grown.append(b"ab")
+    grown.replace(0, b"A")
+    grown.append(b"cd")
+    grown.complete()
+    assert grown.getvalue() == b"Abcd"
+    assert grown.getvalue() is grown.getvalue()
+
+
 async def test_buffer_failure_ends_readers() -> None:
     """A failed synthesis ends readers with what they have."""
     buf = AudioBuffer()

@@ -1,80 +1,198 @@
-"""Config flow: real voice discovery, real HA flow manager."""
+"""Config, reconfigure and options flows: real voices, real HA flow manager, loopback downloads.
 
+Downloads come from a loopback voice source that serves the real joe files under the paths of
+its catalogue (tests/voice_server.py); the upstream default URL is never contacted.
+"""
+
+import asyncio
+from collections.abc import AsyncGenerator, Mapping
+import errno
+import json
+import os
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant import config_entries
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.data_entry_flow import (
+    EVENT_DATA_ENTRY_FLOW_PROGRESS_UPDATE,
+    FlowResultType,
+    InvalidData,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.alicia_tts.config_flow import valid_base_url
+from custom_components.alicia_tts import catalog, config_flow, download
+from custom_components.alicia_tts.catalog import DEFAULT_CATALOG_URL
+from custom_components.alicia_tts.config_flow import (
+    CONF_REFRESH_CATALOG,
+    SECTION_DEFAULTS,
+    SECTION_SOURCE,
+    default_language,
+    normalize_catalog_url,
+    valid_base_url,
+    valid_catalog_url,
+)
 from custom_components.alicia_tts.const import (
     CONF_AUDIO_FORMAT,
+    CONF_CATALOG_URL,
+    CONF_LANGUAGE,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
     DOMAIN,
 )
 
 from .conftest import JOE, form_options, install_voice
+from .voice_server import VoiceServer, start_voice_server
+
+type Result = Mapping[str, Any]
 
 
-async def test_user_flow_packaged_voice(hass: HomeAssistant) -> None:
-    """The packaged joe voice is offered and chosen."""
+@pytest.fixture
+async def server(socket_enabled: None, joe_files: tuple[Path, Path]) -> AsyncGenerator[VoiceServer]:
+    """The loopback voice source (joe's files under the catalogue's paths)."""
+    async for running in start_voice_server(joe_files):
+        yield running
+
+
+def install_named_voice(
+    folder: Path,
+    key: str,
+    joe_files: tuple[Path, Path],
+    *,
+    name: str = "joe",
+    code: str = "en_US",
+) -> None:
+    """Joe's model (linked) with a config naming another speaker and language."""
+    os.symlink(joe_files[0], folder / f"{key}.onnx")
+    config = json.loads(joe_files[1].read_text(encoding="utf-8"))
+    config["dataset"] = name
+    config["language"]["code"] = code
+    (folder / f"{key}.onnx.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+def voice_files(folder: Path) -> list[str]:
+    """Files in the voices folder, hidden temp files included."""
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+async def start(hass: HomeAssistant) -> Result:
+    """A new config flow, at its language step."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USER}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
-    options = form_options(result)
-    assert {"value": JOE, "label": "Joe (en-US, medium)"} in options
+    return result
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_VOICE: JOE})
+
+async def language(
+    hass: HomeAssistant,
+    result: Result,
+    code: str = "en-US",
+    url: str | None = None,
+    *,
+    refresh: bool = False,
+) -> Result:
+    """Submit the language step (optionally with the voice source section)."""
+    user_input: dict[str, Any] = {CONF_LANGUAGE: code}
+    if url is not None or refresh:
+        source: dict[str, Any] = {CONF_REFRESH_CATALOG: refresh}
+        if url is not None:
+            source[CONF_CATALOG_URL] = url
+        user_input[SECTION_SOURCE] = source
+    return await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+
+
+async def choose(hass: HomeAssistant, result: Result, key: str) -> Result:
+    """Submit the voice step."""
+    return await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_VOICE: key})
+
+
+async def finish_download(hass: HomeAssistant, result: Result) -> Result:
+    """Let the download task end, then take the flow's next step."""
+    assert result["type"] is FlowResultType.SHOW_PROGRESS, result
+    assert result["step_id"] == "download"
+    await hass.async_block_till_done()
+    return await hass.config_entries.flow.async_configure(result["flow_id"])
+
+
+def placeholders(result: Result) -> dict[str, str]:
+    """The description placeholders of a result."""
+    return dict(result.get("description_placeholders") or {})
+
+
+# -- config flow: installed voices ------------------------------------------------------------
+
+
+async def test_user_flow_packaged_voice(hass: HomeAssistant) -> None:
+    """Language, then the packaged joe voice (installed, so no download)."""
+    result = await start(hass)
+    languages = form_options(result, CONF_LANGUAGE)
+    assert {"value": "en-US", "label": "English (United States), en-US"} in languages
+    assert {"value": "de-DE", "label": "German (Germany), de-DE"} in languages
+    assert [o["label"] for o in languages] == sorted(
+        (o["label"] for o in languages), key=str.casefold
+    )
+    schema = result["data_schema"]
+    assert schema is not None
+    assert schema({CONF_LANGUAGE: "en-US"})[CONF_LANGUAGE] == "en-US"
+
+    result = await language(hass, result)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "voice"
+    assert placeholders(result)["url"] == DEFAULT_CATALOG_URL
+    voices = form_options(result)
+    # Installed first, then downloadable voices with quality and size.
+    assert voices[0] == {"value": JOE, "label": "Joe (en-US, medium)"}
+    assert all("\u2193" in o["label"] and o["label"].endswith("MB") for o in voices[1:])
+    assert {"value": "en_US-amy-low", "label": "Amy (en-US, low) \u2193 63.1 MB"} in voices
+    assert JOE not in [o["value"] for o in voices[1:]]
+
+    result = await choose(hass, result, JOE)
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Joe (en-US, medium)"
-    assert result["data"] == {CONF_VOICE: JOE}
+    assert result["data"] == {CONF_VOICE: JOE, CONF_LANGUAGE: "en-US"}
+    assert result["options"] == {}
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert entry.unique_id == JOE
-    assert entry.version == 1
+    assert (entry.version, entry.minor_version) == (1, 2)
 
 
 async def test_user_flow_folder_voice(
     hass: HomeAssistant, voices_dir: Path, joe_files: tuple[Path, Path], no_packaged_voice: None
 ) -> None:
-    """A voice dropped into the voices folder is offered."""
-    install_voice(voices_dir, "en_GB-alba-low", *joe_files)
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER}
-    )
+    """A voice dropped into the voices folder is offered first, described by its config."""
+    install_voice(voices_dir, "en_GB-alba-low", *joe_files)  # joe's config: en-US
+    result = await language(hass, await start(hass))
     values = [o["value"] for o in form_options(result)]
-    assert values == ["en_GB-alba-low"]
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_VOICE: "en_GB-alba-low"}
-    )
+    assert values[0] == "en_GB-alba-low"
+    assert JOE in values[1:]  # not installed: downloadable
+    result = await choose(hass, result, "en_GB-alba-low")
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_VOICE: "en_GB-alba-low"}
+    assert result["data"] == {CONF_VOICE: "en_GB-alba-low", CONF_LANGUAGE: "en-US"}
 
 
-async def test_no_voices_aborts(hass: HomeAssistant, no_packaged_voice: None) -> None:
-    """Without any voice the flow explains where to put one."""
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER}
-    )
+async def test_no_voices_aborts(
+    hass: HomeAssistant, no_packaged_voice: None, tmp_path: Path
+) -> None:
+    """No voice installed and no catalogue: the flow explains where to put one."""
+    with patch.object(catalog, "SHIPPED_CATALOG", tmp_path / "missing.json"):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": config_entries.SOURCE_USER}
+        )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_voices"
-    assert (result.get("description_placeholders") or {})["folder"].endswith("alicia_tts/voices")
+    assert placeholders(result)["folder"].endswith("alicia_tts/voices")
 
 
 async def test_already_configured(hass: HomeAssistant) -> None:
     """The same voice cannot be added twice."""
     MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, unique_id=JOE).add_to_hass(hass)
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER}
-    )
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_VOICE: JOE})
+    result = await choose(hass, await language(hass, await start(hass)), JOE)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
 
@@ -83,20 +201,456 @@ async def test_voice_removed_while_choosing(
     hass: HomeAssistant, voices_dir: Path, joe_files: tuple[Path, Path]
 ) -> None:
     """A voice deleted between showing and submitting the form gives an error, then recovers."""
-    install_voice(voices_dir, "de_DE-thorsten-medium", *joe_files)
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER}
-    )
-    (voices_dir / "de_DE-thorsten-medium.onnx").unlink()
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_VOICE: "de_DE-thorsten-medium"}
-    )
+    install_voice(voices_dir, "en_US-mine-medium", *joe_files)
+    result = await language(hass, await start(hass))
+    (voices_dir / "en_US-mine-medium.onnx").unlink()
+    result = await choose(hass, result, "en_US-mine-medium")
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_VOICE: "unknown_voice"}
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_VOICE: JOE})
+    result = await choose(hass, result, JOE)
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_last_voice_of_a_language_removed(
+    hass: HomeAssistant, voices_dir: Path, joe_files: tuple[Path, Path]
+) -> None:
+    """A language whose only (installed) voice vanished sends the user back to the languages."""
+    install_named_voice(voices_dir, "xx_XX-test-low", joe_files, name="test", code="xx_XX")
+    result = await start(hass)
+    assert {"value": "xx-XX", "label": "xx-XX"} in form_options(result, CONF_LANGUAGE)
+    (voices_dir / "xx_XX-test-low.onnx").unlink()
+    result = await language(hass, result, "xx-XX")
+    assert result["step_id"] == "user"
+    assert result["errors"] == {CONF_LANGUAGE: "no_voices_for_language"}
+    assert "xx-XX" not in [o["value"] for o in form_options(result, CONF_LANGUAGE)]
+    result = await language(hass, result, "en-US")
+    assert result["step_id"] == "voice"
+
+    # Deleted while the voice step is shown: back to the languages.
+    install_named_voice(voices_dir, "xx_XX-test-low", joe_files, name="test", code="xx_XX")
+    result = await language(hass, await start(hass), "xx-XX")
+    assert [o["value"] for o in form_options(result)] == ["xx_XX-test-low"]
+    (voices_dir / "xx_XX-test-low.onnx").unlink()
+    result = await choose(hass, result, "xx_XX-test-low")
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {CONF_LANGUAGE: "no_voices_for_language"}
+
+
+async def test_default_language_follows_home_assistant(hass: HomeAssistant) -> None:
+    """The language preselected is Home Assistant's, as close as the voices allow."""
+    hass.config.language = "de"
+    hass.config.country = "AT"
+    result = await start(hass)
+    schema = result["data_schema"]
+    assert schema is not None
+    assert schema({})[CONF_LANGUAGE] == "de-DE"
+
+
+def test_default_language() -> None:
+    """Exact match, then same family (own country, installed), then en-US, then the first."""
+    codes = ["de-DE", "en-GB", "en-US", "pt-BR", "pt-PT"]
+    assert default_language("en-GB", None, codes, set()) == "en-GB"
+    assert default_language("en", "GB", codes, set()) == "en-GB"
+    assert default_language("en", None, codes, {"en-US"}) == "en-US"
+    assert default_language("pt", None, codes, set()) == "pt-BR"
+    assert default_language("pt", "PT", codes, set()) == "pt-PT"
+    assert default_language("fr", "FR", codes, set()) == "en-US"
+    assert default_language("fr", "FR", ["pt-PT", "de-DE"], set()) == "de-DE"
+
+
+def test_url_validation() -> None:
+    """Speaker base URLs are bare hosts; voice source URLs may have a path."""
+    assert valid_base_url("http://192.168.1.10:8123")
+    assert valid_base_url("https://ha.example.com/")
+    assert not valid_base_url("http://ha.example.com/?x=1")
+    assert not valid_base_url("http://ha.example.com/#top")
+    assert not valid_base_url("http://[::1")
+    assert valid_catalog_url(DEFAULT_CATALOG_URL)
+    assert valid_catalog_url("http://mirror.lan/piper")
+    assert not valid_catalog_url("ftp://mirror.lan/piper")
+    assert not valid_catalog_url("http:///piper")
+    assert not valid_catalog_url("http://mirror.lan/?x=1")
+    assert not valid_catalog_url("http://mirror.lan/#x")
+    assert not valid_catalog_url("http://[::1")
+    assert normalize_catalog_url(" http://mirror.lan/piper ") == "http://mirror.lan/piper/"
+
+
+# -- config flow: downloads -------------------------------------------------------------------
+
+
+async def test_download_flow(
+    hass: HomeAssistant, server: VoiceServer, voices_dir: Path, no_packaged_voice: None
+) -> None:
+    """Refresh from the voice source, download joe with live progress, create the entry."""
+    progress: list[float] = []
+
+    @callback
+    def on_progress(event: Event) -> None:
+        progress.append(event.data["progress"])
+
+    hass.bus.async_listen(EVENT_DATA_ENTRY_FLOW_PROGRESS_UPDATE, on_progress)
+    result = await language(hass, await start(hass), url=server.base_url, refresh=True)
+    assert server.requests == ["voices.json"]
+    assert result["step_id"] == "voice"
+    assert placeholders(result)["url"] == server.base_url
+    assert {"value": JOE, "label": "Joe (en-US, medium) \u2193 63.2 MB"} in form_options(result)
+
+    result = await choose(hass, result, JOE)
+    assert result["type"] is FlowResultType.SHOW_PROGRESS
+    assert result["progress_action"] == "download"
+    assert placeholders(result) == {"voice": "Joe (en-US, medium)", "size": "63.2 MB"}
+    result = await finish_download(hass, result)
+    await hass.async_block_till_done()
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_VOICE: JOE, CONF_LANGUAGE: "en-US"}
+    assert result["options"] == {CONF_CATALOG_URL: server.base_url}
+    assert voice_files(voices_dir) == [f"{JOE}.onnx", f"{JOE}.onnx.json"]
+    assert (voices_dir / f"{JOE}.onnx").read_bytes() == server.model
+    model_path, config_path = server.paths(JOE)
+    assert server.files_requested() == [config_path, model_path]
+    # Live progress: about every percent, rising, ending at 1.
+    assert 50 <= len(progress) <= 102
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
+    # The entry speaks with the downloaded voice.
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert entry.runtime_data.engine is not None
+    assert not entry.runtime_data.voices[JOE].packaged
+
+
+@pytest.mark.parametrize(
+    ("rule", "error", "detail"),
+    [
+        ("404", "http_error", ("status", "404")),
+        ("cut", "cannot_connect", ("file", f"{JOE}.onnx")),
+        ("corrupt", "verification_failed", ("file", f"{JOE}.onnx")),
+    ],
+)
+async def test_download_failure_then_retry(
+    hass: HomeAssistant,
+    server: VoiceServer,
+    voices_dir: Path,
+    no_packaged_voice: None,
+    rule: str,
+    error: str,
+    detail: tuple[str, str],
+) -> None:
+    """A failed download shows why, leaves no file, and choosing the voice again retries."""
+    server.rules[server.paths(JOE)[0]] = rule
+    result = await language(hass, await start(hass), url=server.base_url)
+    assert server.requests == []  # no refresh asked for
+    result = await finish_download(hass, await choose(hass, result, JOE))
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "voice"
+    assert result["errors"] == {"base": error}
+    key, value = detail
+    assert placeholders(result)[key] == value
+    assert voice_files(voices_dir) == []
+    schema = result["data_schema"]
+    assert schema is not None
+    assert schema({})[CONF_VOICE] == JOE  # preselected for the retry
+
+    server.rules.clear()
+    result = await finish_download(hass, await choose(hass, result, JOE))
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert voice_files(voices_dir) == [f"{JOE}.onnx", f"{JOE}.onnx.json"]
+
+
+async def test_download_disk_full(
+    hass: HomeAssistant, server: VoiceServer, voices_dir: Path, no_packaged_voice: None
+) -> None:
+    """Too little space (checked first, or ENOSPC while writing) is a clear error."""
+    result = await language(hass, await start(hass), url=server.base_url)
+    usage = type("Usage", (), {"free": 10_000_000})()
+    with patch("shutil.disk_usage", return_value=usage):
+        result = await finish_download(hass, await choose(hass, result, JOE))
+    assert result["errors"] == {"base": "disk_full"}
+    assert placeholders(result)["folder"] == str(voices_dir)
+    assert placeholders(result)["size"] == "63.2 MB"
+    assert server.files_requested() == []
+
+    real_open = download.open_part_file
+
+    class Full:
+        def __init__(self, file: Any) -> None:
+            self.file = file
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.file, name)
+
+    def open_full(folder: Path, name: str) -> tuple[Path, Any]:
+        path, file = real_open(folder, name)
+        return path, Full(file)
+
+    with patch.object(download, "open_part_file", open_full):
+        result = await finish_download(hass, await choose(hass, result, JOE))
+    assert result["errors"] == {"base": "disk_full"}
+    assert voice_files(voices_dir) == []
+
+
+async def test_download_write_failed(
+    hass: HomeAssistant, server: VoiceServer, voices_dir: Path, no_packaged_voice: None
+) -> None:
+    """A voices folder that cannot be written is reported."""
+    result = await language(hass, await start(hass), url=server.base_url)
+
+    def refuse(folder: Path, name: str) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    with patch.object(download, "open_part_file", refuse):
+        result = await finish_download(hass, await choose(hass, result, JOE))
+    assert result["errors"] == {"base": "write_failed"}
+    assert "Permission denied" in placeholders(result)["error"]
+
+
+async def test_download_unexpected_error(
+    hass: HomeAssistant, server: VoiceServer, no_packaged_voice: None
+) -> None:
+    """Anything unexpected is logged and shown; the user can retry."""
+    result = await language(hass, await start(hass), url=server.base_url)
+    with patch.object(config_flow, "async_download_voice", side_effect=RuntimeError("boom")):
+        result = await finish_download(hass, await choose(hass, result, JOE))
+    assert result["errors"] == {"base": "download_failed"}
+    assert placeholders(result)["error"] == "boom"
+    with patch.object(config_flow, "async_download_voice", side_effect=RuntimeError):
+        result = await finish_download(hass, await choose(hass, result, JOE))
+    assert placeholders(result)["error"] == "RuntimeError"
+
+
+async def test_downloaded_voice_unreadable(
+    hass: HomeAssistant, server: VoiceServer, no_packaged_voice: None
+) -> None:
+    """A verified download whose config cannot be read is reported, not set up."""
+    result = await language(hass, await start(hass), url=server.base_url)
+    with patch.object(config_flow, "read_voice_info", side_effect=ValueError("bad config")):
+        result = await finish_download(hass, await choose(hass, result, JOE))
+    assert result["errors"] == {"base": "download_failed"}
+    assert placeholders(result)["error"] == "bad config"
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_closing_the_flow_cancels_the_download(
+    hass: HomeAssistant, server: VoiceServer, voices_dir: Path, no_packaged_voice: None
+) -> None:
+    """Closing the dialog mid-download stops it and removes the partial file."""
+    server.rules[server.paths(JOE)[0]] = "stall"
+    result = await choose(hass, await language(hass, await start(hass), url=server.base_url), JOE)
+    assert result["type"] is FlowResultType.SHOW_PROGRESS
+    for _ in range(200):
+        if any(name.endswith(".part") for name in voice_files(voices_dir)) and (
+            server.paths(JOE)[0] in server.requests
+        ):
+            break
+        await asyncio.sleep(0.01)
+    hass.config_entries.flow.async_abort(result["flow_id"])
+    await hass.async_block_till_done()
+    assert voice_files(voices_dir) == []
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_already_configured_before_download(
+    hass: HomeAssistant, server: VoiceServer, no_packaged_voice: None
+) -> None:
+    """A voice that is already an entry is refused before anything is downloaded."""
+    MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, unique_id=JOE).add_to_hass(hass)
+    result = await language(hass, await start(hass), url=server.base_url)
+    result = await choose(hass, result, JOE)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert server.requests == []
+
+
+async def test_voice_source_errors(
+    hass: HomeAssistant, server: VoiceServer, no_packaged_voice: None
+) -> None:
+    """Bad, unreachable and useless voice sources are reported; a good one then works."""
+    result = await start(hass)
+    for bad in ("ftp://mirror.lan/", "http://mirror.lan/?x=1"):
+        result = await language(hass, result, url=bad, refresh=True)
+        assert result["step_id"] == "user"
+        assert result["errors"] == {"base": "invalid_catalog_url"}
+    result = await language(hass, result, url=server.base_url + "nothing/", refresh=True)
+    assert result["errors"] == {"base": "catalog_unreachable"}
+    assert "HTTP 404" in placeholders(result)["error"]
+    server.catalog_body = b"[]"
+    result = await language(hass, result, url=server.base_url, refresh=True)
+    assert result["errors"] == {"base": "catalog_invalid"}
+    assert placeholders(result)["url"] == server.base_url
+    server.catalog_body = None
+    result = await language(hass, result, url=server.base_url, refresh=True)
+    assert result["step_id"] == "voice"
+
+
+async def test_refreshed_catalogue_not_saved(
+    hass: HomeAssistant,
+    server: VoiceServer,
+    no_packaged_voice: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refreshed catalogue that cannot be kept is still used by the flow."""
+    server.catalog["en_US-joetwo-medium"] = {
+        **server.catalog[JOE],
+        "key": "en_US-joetwo-medium",
+        "files": {
+            f"x/en_US-joetwo-medium{ext}": info
+            for ext, info in zip(
+                (".onnx", ".onnx.json"),
+                list(server.catalog[JOE]["files"].values())[:2],
+                strict=True,
+            )
+        },
+    }
+    with patch.object(config_flow, "save_catalog", side_effect=OSError("read-only")):
+        result = await language(hass, await start(hass), url=server.base_url, refresh=True)
+    assert "Cannot keep the refreshed voice catalogue" in caplog.text
+    assert "en_US-joetwo-medium" in [o["value"] for o in form_options(result)]
+    result = await finish_download(hass, await choose(hass, result, "en_US-joetwo-medium"))
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Joe (en-US, medium)"  # described by the downloaded config
+
+
+async def test_refreshed_catalogue_is_kept(
+    hass: HomeAssistant, server: VoiceServer, no_packaged_voice: None
+) -> None:
+    """After a refresh, later flows list the refreshed catalogue without contacting anyone."""
+    server.catalog[JOE]["quality"] = "high"
+    await language(hass, await start(hass), url=server.base_url, refresh=True)
+    result = await language(hass, await start(hass))
+    assert {"value": JOE, "label": "Joe (en-US, high) \u2193 63.2 MB"} in form_options(result)
+    assert server.requests == ["voices.json"]
+
+
+async def test_voice_source_of_existing_entries(hass: HomeAssistant) -> None:
+    """A new flow starts with the voice source of an existing entry."""
+    MockConfigEntry(
+        domain=DOMAIN,
+        data={CONF_VOICE: "x"},
+        unique_id="x",
+        options={CONF_CATALOG_URL: "http://mirror.lan/piper/"},
+    ).add_to_hass(hass)
+    result = await start(hass)
+    assert placeholders(result)["url"] == "http://mirror.lan/piper/"
+    result = await language(hass, result)
+    assert placeholders(result)["url"] == "http://mirror.lan/piper/"
+    # An emptied field means the upstream collection.
+    result = await language(hass, await start(hass), url="")
+    assert placeholders(result)["url"] == DEFAULT_CATALOG_URL
+
+
+# -- reconfigure ------------------------------------------------------------------------------
+
+
+async def test_reconfigure_to_installed_voice(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    voices_dir: Path,
+    joe_files: tuple[Path, Path],
+) -> None:
+    """Another installed voice: data, unique id and automatic title follow; the entry reloads."""
+    entry = init_integration
+    install_named_voice(voices_dir, "en_GB-alan-medium", joe_files, name="alan", code="en_GB")
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    schema = result["data_schema"]
+    assert schema is not None
+    assert schema({})[CONF_LANGUAGE] == "en-US"  # the entry's language preselected
+    result = await language(hass, result)
+    schema = result["data_schema"]
+    assert schema is not None
+    assert schema({})[CONF_VOICE] == JOE  # the entry's voice preselected
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await choose(hass, await language(hass, result, "en-GB"), "en_GB-alan-medium")
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data == {CONF_VOICE: "en_GB-alan-medium", CONF_LANGUAGE: "en-GB"}
+    assert entry.unique_id == "en_GB-alan-medium"
+    assert entry.title == "Alan (en-GB, medium)"
+    assert entry.runtime_data.voice == "en_GB-alan-medium"
+
+
+async def test_reconfigure_same_voice_and_own_title(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Choosing the entry's own voice is fine; a title the user chose is kept."""
+    entry = init_integration
+    hass.config_entries.async_update_entry(entry, title="Kitchen voice")
+    result = await entry.start_reconfigure_flow(hass)
+    result = await choose(hass, await language(hass, result), JOE)
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.unique_id == JOE
+    assert entry.title == "Kitchen voice"
+
+
+async def test_reconfigure_to_voice_of_another_entry(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    voices_dir: Path,
+    joe_files: tuple[Path, Path],
+) -> None:
+    """A voice that is already another entry is refused."""
+    install_voice(voices_dir, "en_US-other-medium", *joe_files)
+    MockConfigEntry(
+        domain=DOMAIN, data={CONF_VOICE: "en_US-other-medium"}, unique_id="en_US-other-medium"
+    ).add_to_hass(hass)
+    result = await init_integration.start_reconfigure_flow(hass)
+    result = await choose(hass, await language(hass, result), "en_US-other-medium")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert init_integration.data[CONF_VOICE] == JOE
+
+
+async def test_reconfigure_with_download(
+    hass: HomeAssistant,
+    setup_ha: None,
+    server: VoiceServer,
+    voices_dir: Path,
+    joe_files: tuple[Path, Path],
+) -> None:
+    """Reconfigure downloads the new voice from the entry's voice source; options are kept."""
+    install_named_voice(voices_dir, "en_GB-alan-medium", joe_files, name="alan", code="en_GB")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Alan (en-GB, medium)",
+        data={CONF_VOICE: "en_GB-alan-medium", CONF_LANGUAGE: "en-GB"},
+        unique_id="en_GB-alan-medium",
+        options={CONF_AUDIO_FORMAT: "wav", CONF_CATALOG_URL: server.base_url},
+        minor_version=2,
+    )
+    entry.add_to_hass(hass)
+    with patch("custom_components.alicia_tts.voices.PACKAGED_VOICE_MODULE", "none_here"):
+        result = await entry.start_reconfigure_flow(hass)
+        assert placeholders(result)["url"] == server.base_url
+        result = await finish_download(hass, await choose(hass, await language(hass, result), JOE))
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data == {CONF_VOICE: JOE, CONF_LANGUAGE: "en-US"}
+    assert entry.title == "Joe (en-US, medium)"
+    assert entry.options == {CONF_AUDIO_FORMAT: "wav", CONF_CATALOG_URL: server.base_url}
+    assert (voices_dir / f"{JOE}.onnx").is_file()
+
+    # Back to the upstream source (emptied field): the option goes away.
+    result = await entry.start_reconfigure_flow(hass)
+    result = await choose(hass, await language(hass, result, "en-GB", url=""), "en_GB-alan-medium")
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.options == {CONF_AUDIO_FORMAT: "wav"}
+
+
+# -- options flow -----------------------------------------------------------------------------
 
 
 async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
@@ -144,15 +698,6 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
     assert entry.runtime_data.audio_format == "mp3"
 
 
-def test_valid_base_url() -> None:
-    """Base URLs are http(s) with a host and nothing after it."""
-    assert valid_base_url("http://192.168.1.10:8123")
-    assert valid_base_url("https://ha.example.com/")
-    assert not valid_base_url("http://ha.example.com/?x=1")
-    assert not valid_base_url("http://ha.example.com/#top")
-    assert not valid_base_url("http://[::1")
-
-
 async def test_options_fallback_chain(
     hass: HomeAssistant, init_integration: MockConfigEntry, engines: dict[str, Any]
 ) -> None:
@@ -187,3 +732,91 @@ async def test_options_fallback_chain(
     assert chain.preference == "fallback"
     assert chain.first_audio_timeout == 3
     assert (chain.breaker.threshold, chain.breaker.cooldown) == (5, 120)
+
+
+async def test_options_voice_defaults(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Engine defaults are stored flat; emptied fields are removed; the entity uses them."""
+    entry = init_integration
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    schema = result["data_schema"]
+    assert schema is not None
+    assert SECTION_DEFAULTS in schema.schema
+    with pytest.raises(InvalidData):  # ranges of options.md
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {SECTION_DEFAULTS: {"speed": 5.0}}
+        )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {SECTION_DEFAULTS: {"speed": 1.25, "leading_silence": 0.2, "noise_scale": 0.5}},
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert {k: entry.options[k] for k in ("speed", "leading_silence", "noise_scale")} == {
+        "speed": 1.25,
+        "leading_silence": 0.2,
+        "noise_scale": 0.5,
+    }
+    assert "gain" not in entry.options
+
+    # The form shows them; emptying one removes it; a submission without the section keeps them.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    schema = result["data_schema"]
+    assert schema is not None
+    defaults = schema.schema[SECTION_DEFAULTS].schema.schema
+    suggested = {m.schema: (m.description or {}).get("suggested_value") for m in defaults}
+    assert suggested["speed"] == 1.25
+    assert suggested["gain"] is None
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {SECTION_DEFAULTS: {"speed": 1.25}}
+    )
+    await hass.async_block_till_done()
+    assert "leading_silence" not in entry.options
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    await hass.config_entries.options.async_configure(result["flow_id"], {})
+    await hass.async_block_till_done()
+    assert entry.options["speed"] == 1.25
+
+
+async def test_options_voice_source(
+    hass: HomeAssistant, init_integration: MockConfigEntry, server: VoiceServer
+) -> None:
+    """A new voice source is tested (its catalogue fetched) before it is saved."""
+    entry = init_integration
+
+    async def submit(source: dict[str, Any]) -> Result:
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {SECTION_SOURCE: source}
+        )
+        await hass.async_block_till_done()
+        return result
+
+    result = await submit({CONF_CATALOG_URL: "ftp://mirror.lan/"})
+    assert result["errors"] == {"base": "invalid_catalog_url"}
+    result = await submit({CONF_CATALOG_URL: server.base_url + "nothing"})
+    assert result["errors"] == {"base": "catalog_unreachable"}
+    assert "HTTP 404" in placeholders(result)["error"]
+    assert CONF_CATALOG_URL not in entry.options
+
+    result = await submit({CONF_CATALOG_URL: server.base_url.rstrip("/")})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options[CONF_CATALOG_URL] == server.base_url
+    assert server.requests == ["nothing/voices.json", "voices.json"]
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert placeholders(result)["url"] == server.base_url
+    hass.config_entries.options.async_abort(result["flow_id"])
+    # The same source again: nothing fetched, unless a refresh is asked for.
+    await submit({CONF_CATALOG_URL: server.base_url})
+    assert server.requests == ["nothing/voices.json", "voices.json"]
+    await submit({CONF_CATALOG_URL: server.base_url, CONF_REFRESH_CATALOG: True})
+    assert server.requests == ["nothing/voices.json", "voices.json", "voices.json"]
+    server.catalog_body = b"{}"
+    result = await submit({CONF_CATALOG_URL: server.base_url, CONF_REFRESH_CATALOG: True})
+    assert result["errors"] == {"base": "catalog_invalid"}
+
+    # Emptied: back to the upstream collection (not contacted: it is the default).
+    result = await submit({})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_CATALOG_URL not in entry.options

@@ -158,10 +158,12 @@ async def test_migrate_future_version_refused(hass: HomeAssistant, setup_ha: Non
 
 
 async def test_migrate_entry_function(hass: HomeAssistant) -> None:
-    """Version 1 entries need no change; anything else cannot be migrated."""
+    """Version 1 entries are migrated (to 1.2, see test_migration.py); others cannot be."""
     v1 = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, version=1, minor_version=0)
+    v1.add_to_hass(hass)
     v2 = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, version=2)
     assert await async_migrate_entry(hass, v1)
+    assert v1.minor_version == 2
     assert not await async_migrate_entry(hass, v2)
 
 

@@ -5,7 +5,10 @@ from pathlib import Path
 import shutil
 import sys
 
+from homeassistant.components.tts.const import DATA_COMPONENT
+from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.alicia_tts import voices
 from custom_components.alicia_tts.voices import (
@@ -99,3 +102,27 @@ def test_discover_prefers_user_folder(tmp_path: Path, joe_files: tuple[Path, Pat
     assert found[JOE].model_path.parent == tmp_path
     assert discover_voices(tmp_path / "none")[JOE].packaged
     assert discover_voices(tmp_path / "none", include_packaged=False) == {}
+
+
+async def test_voice_dropped_in_appears_after_reload(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    voices_dir: Path,
+    joe_files: tuple[Path, Path],
+) -> None:
+    """A voice pair put into <config>/alicia_tts/voices is usable after a reload."""
+    entry = init_integration
+    assert list(entry.runtime_data.voices) == [JOE]
+    install_voice(voices_dir, "en_GB-dropped-low", *joe_files)
+    # A model whose config is still being copied is not picked up.
+    shutil.copyfile(joe_files[0], voices_dir / "en_GB-half-low.onnx")
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert sorted(entry.runtime_data.voices) == ["en_GB-dropped-low", JOE]
+    engine = entry.runtime_data.engine
+    assert engine is not None
+    assert engine.voice_info("en_GB-dropped-low").model_path.parent == voices_dir
+    entity = hass.data[DATA_COMPONENT].get_entity("tts.alicia_tts_joe_en_us_medium")
+    assert entity is not None
+    voices = entity.async_get_supported_voices("en-US") or []
+    assert "en_GB-dropped-low" in [v.voice_id for v in voices]

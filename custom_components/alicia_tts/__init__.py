@@ -15,6 +15,7 @@ from homeassistant.helpers.typing import ConfigType
 from homeassistant.requirements import RequirementsNotFound, async_process_requirements
 
 from .audio import MP3_REQUIREMENT, mp3_available
+from .catalog import CACHED_CATALOG, CatalogVoice, load_catalog, voice_language
 from .chain import LOCAL, PROBE_TEXT, CircuitBreaker, EngineChain
 from .const import (
     CONF_AUDIO_FORMAT,
@@ -23,6 +24,7 @@ from .const import (
     CONF_ENGINE,
     CONF_FALLBACK_ENGINES,
     CONF_FIRST_AUDIO_TIMEOUT,
+    CONF_LANGUAGE,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
     DEFAULT_BREAKER_COOLDOWN,
@@ -204,8 +206,31 @@ async def async_unload_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> b
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
-    """Migrate an entry to the current version (1.1 is the first; later versions add steps).
+    """Migrate an entry to the current version, 1.2.
 
-    HA itself refuses entries of a newer major version, and calls this only for older ones.
+    1.1 (the first: ``{voice}``) -> 1.2 adds the voice's ``language`` (BCP 47), so the entity
+    keeps its language while the voice files are missing. A minor step: an older Alicia TTS
+    still loads 1.2 entries. Entries of another major version cannot be migrated (HA itself
+    refuses newer major versions before calling this).
     """
-    return entry.version == 1
+    if entry.version != 1:
+        return False
+    if entry.minor_version < 2:
+        voice = entry.data[CONF_VOICE]
+        installed, catalog = await hass.async_add_executor_job(
+            _installed_and_catalog, hass.config.path(VOICES_DIR), hass.config.path(CACHED_CATALOG)
+        )
+        hass.config_entries.async_update_entry(
+            entry,
+            data={**entry.data, CONF_LANGUAGE: voice_language(voice, installed, catalog)},
+            minor_version=2,
+        )
+        _LOGGER.debug("Migrated entry %s to version 1.2", entry.entry_id)
+    return True
+
+
+def _installed_and_catalog(
+    folder: str, cached_catalog: str
+) -> tuple[dict[str, VoiceInfo], dict[str, CatalogVoice]]:
+    """Installed voices and the catalogue (blocking)."""
+    return discover_voices(Path(folder)), load_catalog(Path(cached_catalog))

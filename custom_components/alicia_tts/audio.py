@@ -112,7 +112,9 @@ class AudioBuffer:
 
     def __init__(self) -> None:
         """Start empty and open."""
-        self._data = bytearray()
+        # A bytearray while it grows; immutable bytes once complete, shared with the cache (a
+        # cached file is adopted as is, and a finished one is cached without another copy).
+        self._data: bytearray | bytes = bytearray()
         self.done = False
         self.error: str | None = None
         self._changed = asyncio.Event()
@@ -127,17 +129,29 @@ class AudioBuffer:
         changed.set()
 
     def append(self, data: bytes) -> None:
-        """Add audio."""
-        if data:
-            self._data += data
-            self._notify()
+        """Add audio; the first piece is kept as is, without a copy."""
+        if not data:
+            return
+        if not self._data:
+            self._data = bytes(data)
+        else:
+            growing = self._growable()
+            growing += data
+        self._notify()
+
+    def _growable(self) -> bytearray:
+        if isinstance(self._data, bytes):
+            self._data = bytearray(self._data)
+        return self._data
 
     def replace(self, offset: int, data: bytes) -> None:
         """Overwrite bytes already written (a WAV header once the length is known)."""
-        self._data[offset : offset + len(data)] = data
+        self._growable()[offset : offset + len(data)] = data
 
     def complete(self) -> None:
-        """No more audio will come."""
+        """No more audio will come: the bytes become immutable (and shareable)."""
+        if isinstance(self._data, bytearray):
+            self._data = bytes(self._data)
         self.done = True
         self._notify()
 

@@ -1,17 +1,33 @@
-"""Config flow for Alicia TTS."""
+"""Config, reconfigure and options flows for Alicia TTS.
 
+Config flow: language -> voice (installed voices first, then downloadable ones with quality and
+size) -> download with live progress (only for a voice that is not installed) -> entry. The
+reconfigure flow runs the same steps to change an entry's voice. The options flow sets the
+engine chain, how speakers get audio, the entry's engine defaults and the voice source.
+
+The voice list comes from the voices folder, the packaged test voice and the voice catalogue
+(shipped with the integration; refreshed from the voice source only when the user asks).
+"""
+
+import asyncio
+from collections.abc import Mapping
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlowWithReload,
 )
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     EntitySelector,
     EntitySelectorConfig,
     NumberSelector,
@@ -25,17 +41,30 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.typing import UNDEFINED, UndefinedType
 import voluptuous as vol
 from yarl import URL
 
+from .catalog import (
+    CACHED_CATALOG,
+    DEFAULT_CATALOG_URL,
+    CatalogError,
+    CatalogVoice,
+    async_fetch_catalog,
+    format_size,
+    load_catalog,
+    save_catalog,
+)
 from .chain import ENGINE_CHOICES, LOCAL
 from .const import (
     CONF_AUDIO_FORMAT,
     CONF_BREAKER_COOLDOWN,
     CONF_BREAKER_THRESHOLD,
+    CONF_CATALOG_URL,
     CONF_ENGINE,
     CONF_FALLBACK_ENGINES,
     CONF_FIRST_AUDIO_TIMEOUT,
+    CONF_LANGUAGE,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
     DEFAULT_BREAKER_COOLDOWN,
@@ -44,55 +73,28 @@ from .const import (
     DOMAIN,
     VOICES_DIR,
 )
-from .voices import VoiceInfo, discover_voices
+from .defaults import ENGINE_DEFAULT_KEYS
+from .download import DownloadError, async_download_voice
+from .engine import OPTION_RANGES
+from .voices import VoiceInfo, discover_voices, read_voice_info
 
+_LOGGER = logging.getLogger(__name__)
 
-class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Set up a Piper voice as a TTS engine."""
+# Form sections (their fields are stored flat, under the keys of docs/options.md).
+SECTION_SOURCE: Final = "voice_source"
+SECTION_DEFAULTS: Final = "voice_defaults"
+# A flow action, not an option: fetch the catalogue from the voice source now.
+CONF_REFRESH_CATALOG: Final = "refresh_catalog"
 
-    VERSION = 1
-    MINOR_VERSION = 1
+STEP_LANGUAGE: Final = "user"
+STEP_RECONFIGURE: Final = "reconfigure"
+STEP_VOICE: Final = "voice"
+STEP_DOWNLOAD: Final = "download"
+STEP_FINISH: Final = "finish"
 
-    @staticmethod
-    @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> AliciaOptionsFlow:
-        """Options: how speakers get the audio."""
-        return AliciaOptionsFlow()
-
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose the voice: the user's voices folder and the packaged voice."""
-        voices: dict[str, VoiceInfo] = await self.hass.async_add_executor_job(
-            discover_voices, Path(self.hass.config.path(VOICES_DIR))
-        )
-        if not voices:
-            return self.async_abort(
-                reason="no_voices",
-                description_placeholders={"folder": self.hass.config.path(VOICES_DIR)},
-            )
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            key = user_input[CONF_VOICE]
-            if key in voices:
-                await self.async_set_unique_id(key)
-                self._abort_if_unique_id_configured()
-                return self.async_create_entry(
-                    title=voices[key].display_name, data={CONF_VOICE: key}
-                )
-            errors[CONF_VOICE] = "unknown_voice"
-        ordered = sorted(voices.values(), key=lambda v: (v.language, v.key))
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_VOICE, default=ordered[0].key): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[
-                            SelectOptionDict(value=v.key, label=v.display_name) for v in ordered
-                        ],
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                )
-            }
-        )
-        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+# Marks a voice that is downloaded first (the label also shows its size).
+DOWNLOAD_MARK: Final = "\u2193"
+QUALITY_ORDER: Final = {"x_low": 0, "low": 1, "medium": 2, "high": 3}
 
 
 def valid_base_url(value: str) -> bool:
@@ -110,28 +112,480 @@ def valid_base_url(value: str) -> bool:
     )
 
 
+def valid_catalog_url(value: str) -> bool:
+    """An http(s) URL with a host (a path is allowed: it is a folder), no query or fragment."""
+    try:
+        url = URL(value)
+    except ValueError:
+        return False
+    return (
+        url.scheme in ("http", "https")
+        and bool(url.host)
+        and not url.query_string
+        and not url.fragment
+    )
+
+
+def normalize_catalog_url(value: str) -> str:
+    """A voice source URL as stored: a folder, so with a trailing slash."""
+    return value.strip().rstrip("/") + "/"
+
+
+@callback
+def configured_catalog_url(hass: HomeAssistant) -> str:
+    """The voice source a new entry starts with: an existing entry's, else the upstream one."""
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if url := entry.options.get(CONF_CATALOG_URL):
+            return str(url)
+    return DEFAULT_CATALOG_URL
+
+
+async def async_load_voices(
+    hass: HomeAssistant,
+) -> tuple[dict[str, VoiceInfo], dict[str, CatalogVoice]]:
+    """Installed voices (folder and packaged) and the catalogue (shipped + refreshed)."""
+
+    def load() -> tuple[dict[str, VoiceInfo], dict[str, CatalogVoice]]:
+        return (
+            discover_voices(Path(hass.config.path(VOICES_DIR))),
+            load_catalog(Path(hass.config.path(CACHED_CATALOG))),
+        )
+
+    return await hass.async_add_executor_job(load)
+
+
+async def async_refresh_catalog(hass: HomeAssistant, url: str) -> dict[str, CatalogVoice]:
+    """Fetch the catalogue from a voice source and keep it; its voices. Raises CatalogError."""
+    raw, voices = await async_fetch_catalog(async_get_clientsession(hass), url)
+    try:
+        await hass.async_add_executor_job(save_catalog, Path(hass.config.path(CACHED_CATALOG)), raw)
+    except OSError as err:
+        _LOGGER.warning("Cannot keep the refreshed voice catalogue: %s", err)
+    _LOGGER.info("Voice catalogue refreshed from %s: %d voices", url, len(voices))
+    return voices
+
+
+def language_options(
+    installed: Mapping[str, VoiceInfo], catalog: Mapping[str, CatalogVoice]
+) -> list[SelectOptionDict]:
+    """Every language with a voice, named as the catalogue names it."""
+    names: dict[str, str] = {}
+    for voice in catalog.values():
+        names.setdefault(voice.language, voice.language_name)
+    for info in installed.values():
+        names.setdefault(info.language, info.language)
+    options = [
+        SelectOptionDict(value=code, label=code if name == code else f"{name}, {code}")
+        for code, name in names.items()
+    ]
+    return sorted(options, key=lambda o: o["label"].casefold())
+
+
+def default_language(
+    preferred: str, country: str | None, codes: list[str], installed_languages: set[str]
+) -> str:
+    """The language to preselect: Home Assistant's own, as close as the voices allow."""
+    by_lower = {c.lower(): c for c in codes}
+    if (exact := by_lower.get(preferred.lower())) is not None:
+        return exact
+    family = preferred.split("-", maxsplit=1)[0].lower()
+    same = [c for c in codes if c.split("-", maxsplit=1)[0].lower() == family]
+    if same:
+        return min(
+            same,
+            key=lambda c: (
+                c.split("-")[-1].upper() != (country or "").upper(),
+                c not in installed_languages,
+                c,
+            ),
+        )
+    return "en-US" if "en-US" in codes else sorted(codes)[0]
+
+
+def voice_options(
+    language: str, installed: Mapping[str, VoiceInfo], catalog: Mapping[str, CatalogVoice]
+) -> list[SelectOptionDict]:
+    """Installed voices of a language first, then the downloadable ones with their size."""
+    own = sorted(
+        (v for v in installed.values() if v.language == language),
+        key=lambda v: (v.display_name.casefold(), v.key),
+    )
+    more = sorted(
+        (v for v in catalog.values() if v.language == language and v.key not in installed),
+        key=lambda v: (v.name.casefold(), QUALITY_ORDER.get(v.quality or "", 9), v.key),
+    )
+    return [SelectOptionDict(value=v.key, label=v.display_name) for v in own] + [
+        SelectOptionDict(
+            value=v.key, label=f"{v.display_name} {DOWNLOAD_MARK} {format_size(v.size)}"
+        )
+        for v in more
+    ]
+
+
+def source_schema(url: str) -> vol.Schema:
+    """Fields of the "voice source" section (config, reconfigure and options flows)."""
+    return vol.Schema(
+        {
+            vol.Optional(CONF_CATALOG_URL, description={"suggested_value": url}): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.URL)
+            ),
+            vol.Optional(CONF_REFRESH_CATALOG, default=False): BooleanSelector(),
+        }
+    )
+
+
+def source_input(source: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """The voice source URL of a submitted section (None: invalid) and whether to refresh."""
+    url = str(source.get(CONF_CATALOG_URL) or "").strip()
+    refresh = bool(source.get(CONF_REFRESH_CATALOG))
+    if not url:
+        return DEFAULT_CATALOG_URL, refresh
+    if not valid_catalog_url(url):
+        return None, refresh
+    return normalize_catalog_url(url), refresh
+
+
+class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up a Piper voice as a TTS engine, downloading it if needed."""
+
+    VERSION = 1
+    # 1.2 stores the voice's language next to the voice (see async_migrate_entry).
+    MINOR_VERSION = 2
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._catalog_url: str | None = None
+        self._refreshed: dict[str, CatalogVoice] = {}
+        self._language: str | None = None
+        self._voice: str | None = None
+        self._pending: CatalogVoice | None = None
+        self._download_task: asyncio.Task[VoiceInfo] | None = None
+        self._download_error: DownloadError | None = None
+        self._downloaded: VoiceInfo | None = None
+        self._last_progress = 0.0
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> AliciaOptionsFlow:
+        """Options: engine chain, speakers, engine defaults, voice source."""
+        return AliciaOptionsFlow()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def _folder(self) -> str:
+        return self.hass.config.path(VOICES_DIR)
+
+    async def _async_voices(self) -> tuple[dict[str, VoiceInfo], dict[str, CatalogVoice]]:
+        installed, catalog = await async_load_voices(self.hass)
+        catalog.update(self._refreshed)
+        return installed, catalog
+
+    async def _async_claim(self, key: str) -> None:
+        """Abort if the voice is already another entry (before anything is downloaded)."""
+        if self.source == SOURCE_RECONFIGURE and key == self._get_reconfigure_entry().unique_id:
+            return
+        await self.async_set_unique_id(key)
+        self._abort_if_unique_id_configured()
+
+    # -- language ----------------------------------------------------------------------------
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose the language of the voice (and, optionally, the voice source)."""
+        return await self._async_step_language(STEP_LANGUAGE, user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the voice of an entry: its language first."""
+        return await self._async_step_language(STEP_RECONFIGURE, user_input)
+
+    async def _async_step_language(
+        self,
+        step_id: str,
+        user_input: dict[str, Any] | None,
+        errors: dict[str, str] | None = None,
+    ) -> ConfigFlowResult:
+        if self._catalog_url is None:
+            self._catalog_url = configured_catalog_url(self.hass)
+            if self.source == SOURCE_RECONFIGURE:
+                entry = self._get_reconfigure_entry()
+                self._catalog_url = str(entry.options.get(CONF_CATALOG_URL, DEFAULT_CATALOG_URL))
+                self._language = entry.data.get(CONF_LANGUAGE)
+                self._voice = entry.data[CONF_VOICE]
+        installed, catalog = await self._async_voices()
+        errors = errors or {}
+        placeholders = {"folder": self._folder, "url": self._catalog_url, "error": ""}
+        if user_input is not None:
+            url: str | None = self._catalog_url  # the section not sent: unchanged
+            refresh = False
+            if (source := user_input.get(SECTION_SOURCE)) is not None:
+                url, refresh = source_input(source)
+            if url is None:
+                errors["base"] = "invalid_catalog_url"
+            else:
+                self._catalog_url = placeholders["url"] = url
+                if refresh:
+                    try:
+                        self._refreshed = await async_refresh_catalog(self.hass, url)
+                    except CatalogError as err:
+                        errors["base"] = err.key
+                        placeholders.update(err.placeholders)
+                    catalog.update(self._refreshed)
+            language = user_input[CONF_LANGUAGE]
+            self._language = language
+            if not errors:
+                if voice_options(language, installed, catalog):
+                    return await self.async_step_voice()
+                errors[CONF_LANGUAGE] = "no_voices_for_language"
+        options = language_options(installed, catalog)
+        if not options:
+            return self.async_abort(reason="no_voices", description_placeholders=placeholders)
+        codes = [o["value"] for o in options]
+        default = self._language if self._language in codes else None
+        default = default or default_language(
+            self.hass.config.language,
+            self.hass.config.country,
+            codes,
+            {v.language for v in installed.values()},
+        )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_LANGUAGE, default=default): SelectSelector(
+                    SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
+                ),
+                vol.Optional(SECTION_SOURCE): section(
+                    source_schema(self._catalog_url), {"collapsed": True}
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    # -- voice -------------------------------------------------------------------------------
+
+    async def async_step_voice(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose the voice: installed ones, or one to download."""
+        assert self._language is not None
+        assert self._catalog_url is not None
+        installed, catalog = await self._async_voices()
+        errors: dict[str, str] = {}
+        placeholders = {"folder": self._folder, "url": self._catalog_url, "error": ""}
+        if self._download_error is not None:
+            failed, self._download_error = self._download_error, None
+            errors["base"] = failed.key
+            placeholders.update(failed.placeholders)
+        if user_input is not None:
+            key = self._voice = user_input[CONF_VOICE]
+            if key in installed:
+                return await self._async_finish(installed[key])
+            if key in catalog:
+                await self._async_claim(key)
+                self._pending = catalog[key]
+                return await self.async_step_download()
+            errors[CONF_VOICE] = "unknown_voice"
+        options = voice_options(self._language, installed, catalog)
+        if not options:  # the last voice of the language was deleted meanwhile
+            return await self._async_step_language(
+                self._language_step, None, {CONF_LANGUAGE: "no_voices_for_language"}
+            )
+        values = [o["value"] for o in options]
+        default = self._voice if self._voice in values else values[0]
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_VOICE, default=default): SelectSelector(
+                    SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id=STEP_VOICE,
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    @property
+    def _language_step(self) -> str:
+        return STEP_RECONFIGURE if self.source == SOURCE_RECONFIGURE else STEP_LANGUAGE
+
+    # -- download ----------------------------------------------------------------------------
+
+    async def async_step_download(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Download the chosen voice, showing progress; back to the voice step on failure."""
+        voice = self._pending
+        assert voice is not None
+        if self._download_task is None:
+            self._last_progress = 0.0
+            # Not started eagerly: the first answer is always the progress form.
+            self._download_task = self.hass.async_create_task(
+                self._async_download(voice), f"{DOMAIN} download {voice.key}", eager_start=False
+            )
+        if not self._download_task.done():
+            return self.async_show_progress(
+                step_id=STEP_DOWNLOAD,
+                progress_action=STEP_DOWNLOAD,
+                progress_task=self._download_task,
+                description_placeholders={
+                    "voice": voice.display_name,
+                    "size": format_size(voice.size),
+                },
+            )
+        task, self._download_task = self._download_task, None
+        try:
+            self._downloaded = task.result()
+        except DownloadError as err:
+            _LOGGER.warning("Downloading voice %s failed: %s", voice.key, err)
+            self._download_error = err
+            return self.async_show_progress_done(next_step_id=STEP_VOICE)
+        except Exception as err:  # shown in the form: the user can retry
+            _LOGGER.exception("Unexpected error while downloading voice %s", voice.key)
+            self._download_error = DownloadError(str(err) or type(err).__name__)
+            return self.async_show_progress_done(next_step_id=STEP_VOICE)
+        return self.async_show_progress_done(next_step_id=STEP_FINISH)
+
+    def _progress(self, done: int, total: int) -> None:
+        """Tell the frontend how far the download is (about every percent)."""
+        fraction = min(1.0, done / total)
+        if fraction - self._last_progress >= 0.01 or fraction >= 1.0:
+            self._last_progress = fraction
+            self.async_update_progress(fraction)
+
+    async def _async_download(self, voice: CatalogVoice) -> VoiceInfo:
+        assert self._catalog_url is not None
+        model = await async_download_voice(
+            async_get_clientsession(self.hass),
+            self._catalog_url,
+            voice,
+            Path(self._folder),
+            progress=self._progress,
+            run_blocking=self.hass.async_add_executor_job,
+        )
+        try:
+            info: VoiceInfo = await self.hass.async_add_executor_job(
+                read_voice_info, model, model.with_name(model.name + ".json")
+            )
+        except ValueError as err:
+            raise DownloadError(str(err)) from err
+        return info
+
+    async def async_step_finish(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The download is complete: create (or update) the entry."""
+        assert self._downloaded is not None
+        return await self._async_finish(self._downloaded)
+
+    # -- entry -------------------------------------------------------------------------------
+
+    async def _async_finish(self, info: VoiceInfo) -> ConfigFlowResult:
+        await self._async_claim(info.key)
+        data = {CONF_VOICE: info.key, CONF_LANGUAGE: info.language}
+        custom_url = self._catalog_url if self._catalog_url != DEFAULT_CATALOG_URL else None
+        if self.source == SOURCE_RECONFIGURE:
+            entry = self._get_reconfigure_entry()
+            options = {k: v for k, v in entry.options.items() if k != CONF_CATALOG_URL}
+            if custom_url:
+                options[CONF_CATALOG_URL] = custom_url
+            # A title the user chose stays; the old voice's automatic title follows the voice.
+            installed, catalog = await self._async_voices()
+            old = entry.data[CONF_VOICE]
+            automatic = {old, *(v.display_name for k, v in installed.items() if k == old)}
+            automatic.update(v.display_name for k, v in catalog.items() if k == old)
+            title: str | UndefinedType = UNDEFINED
+            if entry.title in automatic:
+                title = info.display_name
+            return self.async_update_reload_and_abort(
+                entry, unique_id=info.key, title=title, data=data, options=options
+            )
+        return self.async_create_entry(
+            title=info.display_name,
+            data=data,
+            options={CONF_CATALOG_URL: custom_url} if custom_url else {},
+        )
+
+
 AUDIO_FORMATS = ["auto", "mp3", "wav"]
+
+# Number fields of the engine defaults: step and unit (ranges from the engine).
+DEFAULT_FIELDS: Final[dict[str, tuple[float, str | None]]] = {
+    "speed": (0.05, None),
+    "noise_scale": (0.01, None),
+    "noise_w_scale": (0.01, None),
+    "gain": (0.05, None),
+    "sentence_silence": (0.05, "s"),
+    "leading_silence": (0.05, "s"),
+}
+
+
+def defaults_schema() -> vol.Schema:
+    """Fields of the "voice defaults" section: all optional, empty = built-in default."""
+    fields: dict[vol.Marker, Any] = {}
+    for key in ENGINE_DEFAULT_KEYS:
+        low, high = OPTION_RANGES[key]
+        step, unit = DEFAULT_FIELDS[key]
+        config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
+        if unit:
+            config["unit_of_measurement"] = unit
+        fields[vol.Optional(key)] = NumberSelector(config)
+    return vol.Schema(fields)
 
 
 class AliciaOptionsFlow(OptionsFlowWithReload):
-    """Options of an entry; saving reloads it."""
+    """Options of an entry; saving reloads it.
+
+    One form: the engine chain and the speaker settings as before, and two collapsed sections,
+    "voice defaults" and "voice source". Everything is stored flat in ``entry.options`` under
+    the keys of docs/options.md. A section that is not submitted at all (API clients that only
+    send the top-level fields) leaves its options unchanged.
+    """
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Fallback chain, speaker base URL and audio format."""
+        """Fallback chain, speakers, engine defaults and voice source."""
         errors: dict[str, str] = {}
+        current = self.config_entry.options
+        placeholders = {"error": "", "url": str(current.get(CONF_CATALOG_URL, DEFAULT_CATALOG_URL))}
         own = er.async_entries_for_config_entry(er.async_get(self.hass), self.config_entry.entry_id)
         own_ids = [e.entity_id for e in own if e.domain == "tts"]
         if user_input is not None:
-            base = str(user_input.get(CONF_SPEAKER_BASE_URL) or "").strip()
-            fallbacks = list(user_input.get(CONF_FALLBACK_ENGINES) or [])
-            if base and not valid_base_url(base):
+            flat = {
+                k: v for k, v in user_input.items() if k not in (SECTION_DEFAULTS, SECTION_SOURCE)
+            }
+            base = str(flat.get(CONF_SPEAKER_BASE_URL) or "").strip()
+            options = {**current, **flat}
+            options[CONF_FALLBACK_ENGINES] = list(flat.get(CONF_FALLBACK_ENGINES) or [])
+            options[CONF_SPEAKER_BASE_URL] = base.rstrip("/")
+            if not base:
+                del options[CONF_SPEAKER_BASE_URL]
+            elif not valid_base_url(base):
                 errors[CONF_SPEAKER_BASE_URL] = "invalid_url"
-            else:
-                options = {**self.config_entry.options, **user_input}
-                options[CONF_FALLBACK_ENGINES] = fallbacks
-                options[CONF_SPEAKER_BASE_URL] = base.rstrip("/")
-                if not base:
-                    del options[CONF_SPEAKER_BASE_URL]
+            if (defaults := user_input.get(SECTION_DEFAULTS)) is not None:
+                for key in ENGINE_DEFAULT_KEYS:
+                    options.pop(key, None)
+                    if defaults.get(key) is not None:
+                        options[key] = float(defaults[key])
+            if (source := user_input.get(SECTION_SOURCE)) is not None:
+                url, refresh = source_input(source)
+                if url is None:
+                    errors["base"] = "invalid_catalog_url"
+                else:
+                    changed = url != current.get(CONF_CATALOG_URL, DEFAULT_CATALOG_URL)
+                    if refresh or (changed and url != DEFAULT_CATALOG_URL):
+                        # A new voice source is tested (and its catalogue kept) before saving;
+                        # going back to the upstream collection needs no test.
+                        try:
+                            await async_refresh_catalog(self.hass, url)
+                        except CatalogError as err:
+                            errors["base"] = err.key
+                            placeholders.update(err.placeholders)
+                    options.pop(CONF_CATALOG_URL, None)
+                    if url != DEFAULT_CATALOG_URL:
+                        options[CONF_CATALOG_URL] = url
+            if not errors:
                 return self.async_create_entry(data=options)
         schema = vol.Schema(
             {
@@ -182,10 +636,20 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
                         mode=SelectSelectorMode.LIST,
                     )
                 ),
+                vol.Optional(SECTION_DEFAULTS): section(defaults_schema(), {"collapsed": True}),
+                vol.Optional(SECTION_SOURCE): section(
+                    source_schema(str(current.get(CONF_CATALOG_URL, DEFAULT_CATALOG_URL))),
+                    {"collapsed": True},
+                ),
             }
         )
+        suggested: dict[str, Any] = {
+            **current,
+            SECTION_DEFAULTS: {k: current[k] for k in ENGINE_DEFAULT_KEYS if k in current},
+        }
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(schema, self.config_entry.options),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
+            description_placeholders=placeholders,
         )

@@ -11,6 +11,7 @@ PIPER_REQUIREMENT: Final = "piper-tts==1.8.0"
 
 # Config entry data
 CONF_VOICE: Final = "voice"
+CONF_LANGUAGE: Final = "language"  # BCP 47 of the voice (entry version 1.2)
 
 # Folder (below HA's config dir) where users keep voices: <key>.onnx + <key>.onnx.json
 VOICES_DIR: Final = "alicia_tts/voices"
@@ -30,6 +31,7 @@ CONF_ENGINE: Final = "engine"  # default preference: local | fallback
 CONF_FIRST_AUDIO_TIMEOUT: Final = "first_audio_timeout"
 CONF_BREAKER_THRESHOLD: Final = "breaker_threshold"
 CONF_BREAKER_COOLDOWN: Final = "breaker_cooldown"
+CONF_CATALOG_URL: Final = "catalog_url"  # voice source: voices.json and the voice files
 
 DEFAULT_FIRST_AUDIO_TIMEOUT: Final = 8.0
 DEFAULT_BREAKER_THRESHOLD: Final = 3

@@ -11,6 +11,7 @@ import voluptuous as vol
 
 from .chain import ENGINE_CHOICES
 from .const import CONF_ENGINE, DOMAIN
+from .defaults import with_engine_defaults
 from .delivery import async_create_audio, async_get_store, audio_url
 from .engine import ENGINE_OPTIONS, OPTION_RANGES, EngineError, parse_options
 from .errors import engine_error, validate_request
@@ -68,10 +69,11 @@ async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
     extension: str = call.data.get("audio_format") or data.audio_format
     if (base := data.speaker_url.url) is None:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
-    validate_request(data, message, dict(call.data))
+    options = with_engine_defaults(entry.options, call.data)
+    validate_request(data, message, options)
     try:
         item = await async_create_audio(
-            hass, entry, message, parse_options(call.data), extension, call.data.get(CONF_ENGINE)
+            hass, entry, message, parse_options(options), extension, call.data.get(CONF_ENGINE)
         )
     except EngineError as err:
         raise engine_error(err) from err

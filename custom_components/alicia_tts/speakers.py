@@ -23,6 +23,7 @@ from yarl import URL
 
 from .audio import AudioItem
 from .const import CONF_ENGINE, DOMAIN, ISSUE_NEVER_FETCHED
+from .defaults import with_engine_defaults
 from .delivery import async_create_audio, audio_url
 from .engine import ENGINE_OPTIONS, EngineError, SynthesisOptions, parse_options
 from .errors import engine_error, validate_request
@@ -231,7 +232,9 @@ async def async_announce(
     forced = options.get(CONF_ENGINE)
     synthesis: SynthesisOptions | None = None
     if targets.sonos:
-        speaker_options = {"leading_silence": SPEAKER_LEADING_SILENCE, **engine_options}
+        speaker_options = with_engine_defaults(
+            entry.options, engine_options, {"leading_silence": SPEAKER_LEADING_SILENCE}
+        )
         if forced is not None:
             speaker_options[CONF_ENGINE] = forced
         synthesis = _check(entry, message, speaker_options)

@@ -13,7 +13,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .audio import wav_header
 from .chain import LOCAL, TextTee, first_then_rest, scrub
-from .const import CONF_ENGINE, DOMAIN
+from .const import CONF_ENGINE, CONF_LANGUAGE, DOMAIN
+from .defaults import engine_defaults
 from .engine import ENGINE_OPTIONS, EngineError, InvalidRequestError, parse_options
 from .entity import device_info
 from .errors import engine_error, validate_request
@@ -52,12 +53,15 @@ class AliciaTTSEntity(TextToSpeechEntity):
         self._attr_device_info = device_info(entry)
         default = data.voices.get(data.voice)
         languages = sorted({voice.language for voice in data.voices.values()})
-        self._attr_default_language = default.language if default else "en-US"
+        self._attr_default_language = (
+            default.language if default else str(entry.data.get(CONF_LANGUAGE, "en-US"))
+        )
         if self._attr_default_language not in languages:
             languages.append(self._attr_default_language)
         self._attr_supported_languages = languages
         self._attr_supported_options = [*ENGINE_OPTIONS, *PLAYBACK_OPTIONS, CONF_ENGINE]
-        self._attr_default_options = {"voice": data.voice}
+        # The entry's engine defaults (options flow); HA merges them under each call's options.
+        self._attr_default_options = {**engine_defaults(entry.options), "voice": data.voice}
 
     @property
     @override
