@@ -8,6 +8,11 @@ Each `FakeSonosSpeaker` serves what soco and Home Assistant talk to on a real pl
   with UPnP faults (401, 402, 701, 711, 714, 718), and SUBSCRIBE/UNSUBSCRIBE on
   ``/.../Event`` with NOTIFY events sent back to loopback callbacks.
 * The audioClip websocket on ``wss://127.0.0.N:1443/websocket/api`` (self-signed TLS).
+* What Home Assistant's core ``sonos`` integration reads besides: favorites (``Browse FV:2``),
+  alarms (``ListAlarms``/``CreateAlarm``/``UpdateAlarm``/``DestroyAlarm``), the sleep timer,
+  button lock, home-theatre EQ on soundbar models (``GetEQ``/``SetEQ``),
+  ``/status/batterystatus`` on portable models, and full AVTransport/ContentDirectory events.
+* ``/double/status`` (not on real speakers): the speaker's state and every fetch as JSON.
 
 soco 0.31 always talks to port 1400, so every speaker binds its own loopback address
 (127.0.0.2, 127.0.0.3, ...; 127.0.0.1 is left to soco's event listener and Home Assistant).
@@ -26,15 +31,17 @@ synchronous, so call it in a worker thread::
         record = await kitchen.wait_played(1)  # PlaybackRecord: format, duration_s, ...
 
 Presets (no fetch): ``preset_radio``, ``preset_line_in``, ``preset_tv``, ``preset_queue``,
-``preset_source``; plain attributes (``volume``, ``mute``, ``bass``, ``treble``,
-``loudness``, ``play_mode``, ``crossfade``) can be set directly. Assertions: ``played``,
-``clips``, ``soap_log``, ``faults``, ``transport_history``, ``ws_log``, ``notifications``,
-``errors`` (bugs in the double), ``transport_state``, ``position()``. Waiting: ``wait_played``,
-``wait_idle``, ``wait_state``, ``wait_for``. Test helpers: ``allow_loopback_hosts`` (after
-``socket_enabled``), ``soco_reset``, ``soco_forget_topology``.
+``preset_source``, ``apply_preset`` (by name); household-wide ``add_favorite``, ``add_alarm``;
+plain attributes (``volume``, ``mute``, ``bass``, ``treble``, ``loudness``, ``play_mode``,
+``crossfade``, ``buttons_locked``, ``eq``, ``battery_level``) can be set directly.
+Assertions: ``played``, ``clips``, ``soap_log``, ``faults``, ``transport_history``, ``ws_log``,
+``notifications``, ``errors`` (bugs in the double), ``transport_state``, ``position()``,
+``status()``. Waiting: ``wait_played``, ``wait_idle``, ``wait_state``, ``wait_for``. Test
+helpers: ``allow_loopback_hosts`` (after ``socket_enabled``), ``soco_reset``,
+``soco_forget_topology``.
 
-Run ``python -m tests.sonos_double --speakers 2`` from the repository root to serve fake
-speakers until Ctrl-C.
+Run ``python -m tests.sonos_double --speakers 2 --preset Kitchen=radio`` from the repository root
+to serve fake speakers until Ctrl-C; ``--preset ROOM=STATE`` with one of ``PRESETS``.
 """
 
 import argparse
@@ -72,6 +79,8 @@ WEBSOCKET_PORT: Final = 1443
 WEBSOCKET_PATH: Final = "/websocket/api"
 WEBSOCKET_PROTOCOL: Final = "v1.api.smartspeaker.audio"
 API_KEY_HEADER: Final = "X-Sonos-Api-Key"
+#: The double's own JSON status (not on a real speaker): state and what it fetched.
+STATUS_PATH: Final = "/double/status"
 
 #: Hosts a test must be allowed to connect to: the speakers, HA/soco on 127.0.0.1, and ::1.
 LOOPBACK_HOSTS: Final[tuple[str, ...]] = (*(f"127.0.0.{n}" for n in range(1, 64)), "::1")
@@ -109,6 +118,24 @@ LIVE_PREFIXES: Final = (
 UNSEEKABLE_PREFIXES: Final = (*LIVE_PREFIXES, "x-rincon-mp3radio:")
 
 DEFAULT_HOUSEHOLD_ID: Final = "Sonos_LoopbackDouble0000000001"
+#: Models (by the end of their name) with a TV input and home-theatre EQ (GetEQ/SetEQ).
+SOUNDBAR_MODELS: Final = ("arc", "arc ultra", "beam", "playbar", "playbase", "ray")
+#: Models with a battery (``/status/batterystatus`` reports it).
+BATTERY_MODELS: Final = ("move", "move 2", "roam", "roam sl", "roam 2")
+#: Home-theatre EQ types and their defaults (``GetEQ``/``SetEQ`` on soundbars).
+SOUNDBAR_EQ: Final = {
+    "NightMode": 0,
+    "DialogLevel": 0,
+    "SubEnabled": 1,
+    "SubGain": 0,
+    "SurroundEnable": 1,
+    "SurroundLevel": 0,
+    "MusicSurroundLevel": 0,
+    "SurroundMode": 0,
+    "AudioDelay": 0,
+}
+#: Presets the command line offers (``--preset ROOM=NAME``).
+PRESETS: Final = ("radio", "radio-paused", "queue", "queue-paused", "line-in", "tv", "stopped")
 DEFAULT_NAMES: Final = ("Living Room", "Kitchen", "Office", "Bedroom", "Bathroom", "Garage")
 
 NS_SOAP: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -431,6 +458,12 @@ class PlaybackRecord:
         """No sample above the silence threshold."""
         return self.peak is None or self.peak <= SILENCE_THRESHOLD
 
+    def summary(self) -> dict[str, Any]:
+        """Everything but the body, as JSON-able data."""
+        data = {k: v for k, v in self.__dict__.items() if k not in ("body", "headers")}
+        data["silent"] = self.silent
+        return data
+
 
 @dataclass
 class QueueTrack:
@@ -459,6 +492,30 @@ class QueueTrack:
     def metadata(self, number: int) -> str:
         """Track metadata as GetPositionInfo reports it."""
         return DIDL_OPEN + self.didl_item(number) + DIDL_CLOSE
+
+
+@dataclass
+class Favorite:
+    """A household's Sonos favorite (``FV:2``), e.g. a radio station."""
+
+    title: str
+    uri: str
+    metadata: str = ""
+    description: str = "TuneIn Station"
+
+    def didl_item(self, number: int) -> str:
+        """The DIDL <item> a speaker returns for FV:2/number."""
+        scheme = self.uri.split(":", 1)[0]
+        return (
+            f'<item id="FV:2/{number}" parentID="FV:2" restricted="false">'
+            f"<dc:title>{escape(self.title)}</dc:title>"
+            "<upnp:class>object.itemobject.item.sonos-favorite</upnp:class>"
+            f"<r:ordinal>{number - 1}</r:ordinal>"
+            f'<res protocolInfo="{escape(scheme)}:*:*:*">{escape(self.uri)}</res>'
+            "<r:type>instantPlay</r:type>"
+            f"<r:description>{escape(self.description)}</r:description>"
+            f"<r:resMD>{escape(self.metadata)}</r:resMD></item>"
+        )
 
 
 @dataclass
@@ -506,6 +563,18 @@ class UPnPError(Exception):
 _I = ("InstanceID",)
 _IC = ("InstanceID", "Channel")
 _QUEUE_ADD_OUT = ("FirstTrackNumberEnqueued", "NumTracksAdded", "NewQueueLength", "NewUpdateID")
+_ALARM_ARGS = (
+    "StartLocalTime",
+    "Duration",
+    "Recurrence",
+    "Enabled",
+    "RoomUUID",
+    "ProgramURI",
+    "ProgramMetaData",
+    "PlayMode",
+    "Volume",
+    "IncludeLinkedZones",
+)
 
 ACTIONS: Final[dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = {
     "AVTransport": {
@@ -577,6 +646,8 @@ ACTIONS: Final[dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = 
             _I,
             ("RemainingSleepTimerDuration", "CurrentSleepTimerGeneration"),
         ),
+        "ConfigureSleepTimer": ((*_I, "NewSleepTimerDuration"), ()),
+        "GetRunningAlarmProperties": (_I, ("AlarmID", "GroupID", "LoggedStartTime")),
         "Play": ((*_I, "Speed"), ()),
         "Pause": (_I, ()),
         "Stop": (_I, ()),
@@ -607,6 +678,8 @@ ACTIONS: Final[dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = 
             (*_IC, "RampType", "DesiredVolume", "ResetVolumeAfter", "ProgramURI"),
             ("RampTime",),
         ),
+        "GetEQ": ((*_I, "EQType"), ("CurrentValue",)),
+        "SetEQ": ((*_I, "EQType", "DesiredValue"), ()),
     },
     "GroupRenderingControl": {
         "GetGroupVolume": (_I, ("CurrentVolume",)),
@@ -665,9 +738,14 @@ ACTIONS: Final[dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = 
         ),
         "GetLEDState": ((), ("CurrentLEDState",)),
         "SetLEDState": (("DesiredLEDState",), ()),
+        "GetButtonLockState": ((), ("CurrentButtonLockState",)),
+        "SetButtonLockState": (("DesiredButtonLockState",), ()),
     },
     "AlarmClock": {
         "ListAlarms": ((), ("CurrentAlarmList", "CurrentAlarmListVersion")),
+        "CreateAlarm": (_ALARM_ARGS, ("AssignedID",)),
+        "UpdateAlarm": (("ID", *_ALARM_ARGS), ()),
+        "DestroyAlarm": (("ID",), ()),
     },
 }
 
@@ -688,7 +766,15 @@ EVENTED: Final = {
     "GroupRenderingControl": ("GroupVolume", "GroupMute", "GroupVolumeChangeable"),
     "ZoneGroupTopology": ("ZoneGroupState", "ZonePlayerUUIDsInGroup"),
     "DeviceProperties": ("ZoneName", "Icon", "Invisible"),
-    "ContentDirectory": ("ContainerUpdateIDs",),
+    "ContentDirectory": (
+        "SystemUpdateID",
+        "ContainerUpdateIDs",
+        "FavoritesUpdateID",
+        "FavoritePresetsUpdateID",
+        "SavedQueuesUpdateID",
+        "ShareListUpdateID",
+        "ShareIndexInProgress",
+    ),
     "AlarmClock": ("AlarmListVersion",),
 }
 
@@ -832,6 +918,15 @@ class FakeSonosSpeaker:
         self.loudness = True
         self.output_fixed = False
         self.led_on = True
+        self.buttons_locked = False
+        self.eq: dict[str, int] = dict(SOUNDBAR_EQ) if self.is_soundbar else {}
+        #: Battery models: what ``/status/batterystatus`` reports (level in percent).
+        self.battery_level = 100
+        self.battery_charging = False
+        # Sleep timer (coordinator's): monotonic deadline, generation counter
+        self.sleep_timer_ends: float | None = None
+        self.sleep_timer_generation = 0
+        self._sleep_handle: asyncio.TimerHandle | None = None
         # Transport (of this speaker; group members report their coordinator's)
         self.coordinator_uid = self.uid
         self.group_seq = 1
@@ -897,6 +992,16 @@ class FakeSonosSpeaker:
         """Whether the servers are up."""
         return self._runner is not None
 
+    @property
+    def is_soundbar(self) -> bool:
+        """A home-theatre model (by its name, like soco decides)."""
+        return self.model_name.lower().removeprefix("sonos ").strip() in SOUNDBAR_MODELS
+
+    @property
+    def has_battery(self) -> bool:
+        """A portable model with a battery."""
+        return self.model_name.lower().removeprefix("sonos ").strip() in BATTERY_MODELS
+
     async def start(self) -> None:
         """Bind ip:1400 (and ip:1443 with TLS) on the running loop."""
         if self._runner is not None:
@@ -908,6 +1013,8 @@ class FakeSonosSpeaker:
         app.router.add_get("/xml/{file}", self._handle_scpd)
         app.router.add_get(WEBSOCKET_PATH, self._handle_websocket)
         app.router.add_get("/api/v1/players/local/info", self._handle_local_info)
+        app.router.add_get("/status/batterystatus", self._handle_battery_status)
+        app.router.add_get(STATUS_PATH, self._handle_double_status)
         for path in CONTROL_PATHS:
             app.router.add_post(f"{path}/Control", self._handle_control)
             app.router.add_route("SUBSCRIBE", f"{path}/Event", self._handle_subscribe)
@@ -943,6 +1050,7 @@ class FakeSonosSpeaker:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._tail = None
+        self._cancel_sleep_timer()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -1468,7 +1576,9 @@ class FakeSonosSpeaker:
             "GetCrossfadeMode": self._get_crossfade,
             "SetCrossfadeMode": self._set_crossfade,
             "GetCurrentTransportActions": self._get_transport_actions,
-            "GetRemainingSleepTimerDuration": lambda _a: {"CurrentSleepTimerGeneration": "0"},
+            "GetRemainingSleepTimerDuration": self._get_sleep_timer,
+            "ConfigureSleepTimer": self._configure_sleep_timer,
+            "GetRunningAlarmProperties": lambda _a: {},
             "Play": self._play,
             "Pause": self._pause,
             "Stop": self._stop,
@@ -1493,6 +1603,8 @@ class FakeSonosSpeaker:
             "SetOutputFixed": self._set_output_fixed,
             "GetSupportsOutputFixed": lambda _a: {"CurrentSupportsFixed": "0"},
             "RampToVolume": self._ramp_to_volume,
+            "GetEQ": self._get_eq,
+            "SetEQ": self._set_eq_type,
         }
         grc = {
             "GetGroupVolume": lambda _a: {"CurrentVolume": str(self._group_volume())},
@@ -1536,15 +1648,22 @@ class FakeSonosSpeaker:
                     "GetZoneInfo": self._zone_info,
                     "GetLEDState": lambda _a: {"CurrentLEDState": "On" if self.led_on else "Off"},
                     "SetLEDState": self._set_led,
+                    "GetButtonLockState": lambda _a: {
+                        "CurrentButtonLockState": "On" if self.buttons_locked else "Off"
+                    },
+                    "SetButtonLockState": self._set_button_lock,
                 },
             ),
             (
                 "AlarmClock",
                 {
                     "ListAlarms": lambda _a: {
-                        "CurrentAlarmList": "<Alarms></Alarms>",
-                        "CurrentAlarmListVersion": f"{self.uid}:0",
-                    }
+                        "CurrentAlarmList": self._household().alarm_list_xml(),
+                        "CurrentAlarmListVersion": self._household().alarm_list_version,
+                    },
+                    "CreateAlarm": lambda a: {"AssignedID": self._household().save_alarm(None, a)},
+                    "UpdateAlarm": self._update_alarm,
+                    "DestroyAlarm": self._destroy_alarm,
                 },
             ),
         ):
@@ -1921,7 +2040,17 @@ class FakeSonosSpeaker:
                 "TotalMatches": str(len(self.queue)),
                 "UpdateID": update,
             }
-        # favourites, playlists, the library: an empty household
+        if object_id == "FV:2":
+            favorites = self._household().favorites
+            end = len(favorites) if count <= 0 else min(len(favorites), start + count)
+            items = "".join(favorites[i].didl_item(i + 1) for i in range(start, end))
+            return {
+                "Result": DIDL_OPEN + items + DIDL_CLOSE,
+                "NumberReturned": str(max(0, end - start)),
+                "TotalMatches": str(len(favorites)),
+                "UpdateID": str(self._household().favorites_update_id),
+            }
+        # playlists, the library: an empty household
         return {
             "Result": DIDL_OPEN + DIDL_CLOSE,
             "NumberReturned": "0",
@@ -1956,6 +2085,78 @@ class FakeSonosSpeaker:
             "HTAudioIn": "0",
             "Flags": "0",
         }
+
+    def _update_alarm(self, args: dict[str, str]) -> dict[str, str]:
+        self._household().save_alarm(args["ID"], args)
+        return {}
+
+    def _destroy_alarm(self, args: dict[str, str]) -> dict[str, str]:
+        self._household().destroy_alarm(args["ID"])
+        return {}
+
+    def _set_button_lock(self, args: dict[str, str]) -> dict[str, str]:
+        if args["DesiredButtonLockState"] not in ("On", "Off"):
+            raise UPnPError(402, "DesiredButtonLockState must be On or Off")
+        self.buttons_locked = args["DesiredButtonLockState"] == "On"
+        return {}
+
+    def _get_eq(self, args: dict[str, str]) -> dict[str, str]:
+        if args["EQType"] not in self.eq:
+            raise UPnPError(402, f"EQType {args['EQType']} is not supported by this model")
+        return {"CurrentValue": str(self.eq[args["EQType"]])}
+
+    def _set_eq_type(self, args: dict[str, str]) -> dict[str, str]:
+        if args["EQType"] not in self.eq:
+            raise UPnPError(402, f"EQType {args['EQType']} is not supported by this model")
+        self.eq[args["EQType"]] = _int_arg(args, "DesiredValue")
+        return {}
+
+    def sleep_timer_remaining(self) -> float | None:
+        """Seconds until the sleep timer pauses the group, or None when none is set."""
+        ends = self.coordinator.sleep_timer_ends
+        return None if ends is None else max(0.0, ends - time.monotonic())
+
+    def _get_sleep_timer(self, _args: dict[str, str]) -> dict[str, str]:
+        remaining = self.sleep_timer_remaining()
+        return {
+            "RemainingSleepTimerDuration": "" if remaining is None else format_hms(remaining),
+            "CurrentSleepTimerGeneration": str(self.coordinator.sleep_timer_generation),
+        }
+
+    def _configure_sleep_timer(self, args: dict[str, str]) -> dict[str, str]:
+        self._require_coordinator()
+        text = args["NewSleepTimerDuration"].strip()
+        if text:
+            try:
+                seconds = parse_hms(text)
+            except ValueError:
+                raise UPnPError(402, f"bad sleep timer duration {text!r}") from None
+            if seconds >= 86400:
+                raise UPnPError(402, "a sleep timer is shorter than a day")
+            self.sleep_timer_ends = time.monotonic() + seconds
+        else:
+            self.sleep_timer_ends = None
+        self._cancel_sleep_timer()
+        if text:
+            # A timer handle, not a task: a pending sleep timer does not keep the speaker busy.
+            self._sleep_handle = asyncio.get_running_loop().call_later(seconds, self._sleep_now)
+        self.sleep_timer_generation += 1
+        return {}
+
+    def _cancel_sleep_timer(self) -> None:
+        if self._sleep_handle is not None:
+            self._sleep_handle.cancel()
+            self._sleep_handle = None
+
+    def _sleep_now(self) -> None:
+        """The sleep timer ran out: pause (as a real speaker fades out and pauses)."""
+        self._sleep_handle = None
+        self.sleep_timer_ends = None
+        self.sleep_timer_generation += 1
+        if self.transport_state in (PLAYING, TRANSITIONING):
+            self._pause({})
+        else:
+            self._household().changed()
 
     def _set_led(self, args: dict[str, str]) -> dict[str, str]:
         if args["DesiredLEDState"] not in ("On", "Off"):
@@ -2010,7 +2211,8 @@ class FakeSonosSpeaker:
                 f'<Bass val="{self.bass}"/><Treble val="{self.treble}"/>'
                 f'<Loudness channel="Master" val="{int(self.loudness)}"/>'
                 f'<OutputFixed val="{int(self.output_fixed)}"/>'
-                "</InstanceID></Event>"
+                + "".join(f'<{name} val="{value}"/>' for name, value in self.eq.items())
+                + "</InstanceID></Event>"
             )
         elif service == "GroupRenderingControl":
             properties["GroupVolume"] = str(self._group_volume())
@@ -2022,9 +2224,20 @@ class FakeSonosSpeaker:
         elif service == "DeviceProperties":
             properties.update(ZoneName=self.name, Icon="x-rincon-roomicon:living", Invisible="0")
         elif service == "ContentDirectory":
-            properties["ContainerUpdateIDs"] = f"Q:0,{self.queue_update_id}"
+            household = self._household()
+            owner = household.speakers[0].uid if household.speakers else self.uid
+            favorites = household.favorites_update_id
+            properties.update(
+                SystemUpdateID=str(favorites + self.queue_update_id),
+                ContainerUpdateIDs=f"FV:2,{favorites},Q:0,{self.queue_update_id}",
+                FavoritesUpdateID=f"{owner},{favorites}",
+                FavoritePresetsUpdateID=f"{owner},{favorites}",
+                SavedQueuesUpdateID=f"{owner},0",
+                ShareListUpdateID=f"{owner},0",
+                ShareIndexInProgress="0",
+            )
         else:
-            properties["AlarmListVersion"] = f"{self.uid}:0"
+            properties["AlarmListVersion"] = self._household().alarm_list_version
         props = "".join(
             f"<e:property><{k}>{escape(v)}</{k}></e:property>" for k, v in properties.items()
         )
@@ -2065,7 +2278,7 @@ class FakeSonosSpeaker:
             "r:DirectControlIsSuspended": "0",
             "r:DirectControlAccountID": "",
             "TransportStatus": "OK",
-            "r:SleepTimerGeneration": "0",
+            "r:SleepTimerGeneration": str(self.coordinator.sleep_timer_generation),
             "r:AlarmRunning": "0",
             "r:SnoozeRunning": "0",
             "r:RestartPending": "0",
@@ -2130,6 +2343,53 @@ class FakeSonosSpeaker:
             except TimeoutError, aiohttp.ClientError:
                 status = -1
             self.notifications.append((sub.sid, sub.service, seq, status))
+
+    # ---------------------------------------------------------------- status pages
+
+    async def _handle_battery_status(self, _request: web.Request) -> web.StreamResponse:
+        """``/status/batterystatus``: battery data on portable models, nothing on others."""
+        body = "<ZPSupportInfo></ZPSupportInfo>"
+        if self.has_battery:
+            data = {
+                "Health": "GREEN",
+                "Level": str(self.battery_level),
+                "Temperature": "NORMAL",
+                "PowerSource": "SONOS_CHARGING_RING" if self.battery_charging else "BATTERY",
+            }
+            items = "".join(f'<Data name="{k}">{v}</Data>' for k, v in data.items())
+            body = (
+                f"<ZPSupportInfo><LocalBatteryStatus>{items}</LocalBatteryStatus></ZPSupportInfo>"
+            )
+        return self._xml_response(body)
+
+    def status(self) -> dict[str, Any]:
+        """The double's state and history as JSON-able data (``/double/status``)."""
+        track = self._current_track()
+        return {
+            "name": self.name,
+            "uid": self.uid,
+            "ip": self.ip,
+            "model": self.model_name,
+            "transport_state": self.transport_state,
+            "coordinator": self.coordinator.name,
+            "current_uri": self.current_uri,
+            "title": track.title if track else didl_title(self.current_meta),
+            "track": self.track_number,
+            "queue_length": len(self.queue),
+            "position": format_hms(self.position()),
+            "volume": self.volume,
+            "mute": self.mute,
+            "sleep_timer": self.sleep_timer_remaining(),
+            "played": [record.summary() for record in self.played],
+            "clips": [
+                {"id": c.id, "url": c.url, "status": c.status, "volume": c.volume}
+                for c in self.clips
+            ],
+            "errors": [repr(error) for error in self.errors],
+        }
+
+    async def _handle_double_status(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.status())
 
     # ---------------------------------------------------------------- websocket (audioClip)
 
@@ -2385,6 +2645,12 @@ class FakeHousehold:
         self.household_id = household_id
         self.speakers: list[FakeSonosSpeaker] = []
         self._in_change = False
+        #: Household-wide, like on real players: every speaker lists the same favorites/alarms.
+        self.favorites: list[Favorite] = []
+        self.favorites_update_id = 1
+        self.alarms: dict[str, dict[str, str]] = {}
+        self._alarm_version = 0
+        self._alarm_ids = itertools.count(1)
         for speaker in speakers:
             self.add(speaker)
 
@@ -2468,6 +2734,91 @@ class FakeHousehold:
         async with asyncio.timeout(timeout):
             for speaker in self.speakers:
                 await speaker.wait_idle(timeout)
+
+    # ---------------------------------------------------------------- favorites and alarms
+
+    def add_favorite(
+        self, title: str, uri: str, metadata: str | None = None, description: str = ""
+    ) -> Favorite:
+        """Add a Sonos favorite (a radio station's metadata by default)."""
+        favorite = Favorite(
+            title,
+            uri,
+            radio_metadata(title) if metadata is None else metadata,
+            description or "TuneIn Station",
+        )
+        self.favorites.append(favorite)
+        self.favorites_update_id += 1
+        self.changed()
+        return favorite
+
+    @property
+    def alarm_list_version(self) -> str:
+        """``<uid>:<n>``: changes whenever an alarm is created, updated or removed."""
+        owner = self.speakers[0].uid if self.speakers else "RINCON_000E5800000001400"
+        return f"{owner}:{self._alarm_version}"
+
+    def add_alarm(
+        self,
+        speaker: FakeSonosSpeaker,
+        start_time: str = "07:00:00",
+        *,
+        recurrence: str = "DAILY",
+        enabled: bool = True,
+        volume: int = 25,
+    ) -> str:
+        """Add an alarm for ``speaker`` (the buzzer, 2 hours); returns its ID."""
+        return self.save_alarm(
+            None,
+            {
+                "StartLocalTime": start_time,
+                "Duration": "02:00:00",
+                "Recurrence": recurrence,
+                "Enabled": "1" if enabled else "0",
+                "RoomUUID": speaker.uid,
+                "ProgramURI": "x-rincon-buzzer:0",
+                "ProgramMetaData": "",
+                "PlayMode": "SHUFFLE_NOREPEAT",
+                "Volume": str(volume),
+                "IncludeLinkedZones": "0",
+            },
+        )
+
+    def save_alarm(self, alarm_id: str | None, args: dict[str, str]) -> str:
+        """CreateAlarm (``alarm_id`` None) or UpdateAlarm; UPnPError for bad arguments."""
+        if alarm_id is not None and alarm_id not in self.alarms:
+            raise UPnPError(402, f"no alarm {alarm_id}")
+        try:
+            parse_hms(args["StartLocalTime"])
+        except ValueError:
+            raise UPnPError(402, f"bad StartLocalTime {args['StartLocalTime']!r}") from None
+        if self.by_uid(args["RoomUUID"]) is None:
+            raise UPnPError(402, f"no room {args['RoomUUID']}")
+        if alarm_id is None:
+            alarm_id = str(next(self._alarm_ids))
+        self.alarms[alarm_id] = {
+            "ID": alarm_id,
+            "StartTime": args["StartLocalTime"],
+            **{k: args[k] for k in _ALARM_ARGS if k != "StartLocalTime"},
+        }
+        self._alarm_version += 1
+        self.changed()
+        return alarm_id
+
+    def destroy_alarm(self, alarm_id: str) -> None:
+        """DestroyAlarm."""
+        if self.alarms.pop(alarm_id, None) is None:
+            raise UPnPError(402, f"no alarm {alarm_id}")
+        self._alarm_version += 1
+        self.changed()
+
+    def alarm_list_xml(self) -> str:
+        """``CurrentAlarmList`` of ListAlarms."""
+        alarms = "".join(
+            "<Alarm " + " ".join(f"{k}={quoteattr(v)}" for k, v in alarm.items()) + "/>"
+            for alarm in self.alarms.values()
+        )
+        return f"<Alarms>{alarms}</Alarms>"
 
     # ---------------------------------------------------------------- groups
 
@@ -2657,6 +3008,35 @@ def soco_forget_topology() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def apply_preset(speaker: FakeSonosSpeaker, preset: str) -> None:
+    """Put a speaker into one of the named states of ``PRESETS``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    state = PAUSED if preset.endswith("-paused") else PLAYING
+    if preset.startswith("radio"):
+        speaker.preset_radio(state=state)
+    elif preset.startswith("queue"):
+        speaker.preset_queue(8, track=3, position="0:01:23", state=state)
+    elif preset == "line-in":
+        speaker.preset_line_in()
+    elif preset == "tv":
+        speaker.preset_tv()
+    else:
+        speaker.preset_source("", state=STOPPED)
+
+
+def parse_presets(values: Sequence[str], household: FakeHousehold) -> None:
+    """Apply ``ROOM=PRESET`` command-line values; ValueError for an unknown room or preset."""
+    for value in values:
+        room, _, preset = value.partition("=")
+        try:
+            speaker = household[room]
+        except KeyError:
+            names = ", ".join(s.name for s in household.speakers)
+            raise ValueError(f"no speaker {room!r} (speakers: {names})") from None
+        apply_preset(speaker, preset)
+
+
 def _describe(record: PlaybackRecord) -> str:
     if record.error:
         return f"[{record.speaker}] {record.via} {record.url}: ERROR {record.error}"
@@ -2694,6 +3074,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--playback-speed", type=float, default=1.0, help="1 = real time, 0 = instant"
     )
+    parser.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="ROOM=STATE",
+        help=f"what a speaker plays at start ({', '.join(PRESETS)}); repeatable",
+    )
     options = parser.parse_args(argv)
     household = FakeHousehold.create(
         options.speakers,
@@ -2705,6 +3092,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         strict_extension_check=not options.lenient,
         playback_speed=options.playback_speed,
     )
+    household.add_favorite("Loopback FM", "x-sonosapi-stream:s17077?sid=254&flags=8224&sn=0")
+    try:
+        parse_presets(options.preset, household)
+    except ValueError as err:
+        parser.error(str(err))
 
     def ready(started: FakeHousehold) -> None:
         print(f"Fake Sonos household {started.household_id}:", flush=True)
@@ -2715,6 +3107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{speaker.websocket_url if speaker.websocket_enabled else ''}",
                 flush=True,
             )
+        print(f"State and fetches as JSON: {started.speakers[0].base_url}{STATUS_PATH}", flush=True)
         print("Serving until Ctrl-C.", flush=True)
 
     try:

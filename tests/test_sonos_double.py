@@ -12,23 +12,30 @@ import subprocess
 import sys
 import threading
 from typing import Any
+from unittest.mock import patch
 
 import aiohttp
 from aiohttp import web
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.setup import async_setup_component
 import numpy as np
 import pytest
 import soco
+import soco.alarms
 from soco.events_base import parse_event_xml
-from soco.exceptions import SoCoUPnPException
+from soco.exceptions import NotSupportedException, SoCoUPnPException
 from soco.snapshot import Snapshot
 from sonos_websocket import SonosWebsocket
 
+from custom_components.alicia_tts.playback import Speaker
+from custom_components.alicia_tts.speakers import resolve_sonos
 from tests.sonos_double import (
     API_KEY_HEADER,
     PAUSED,
     PLAYING,
+    STATUS_PATH,
     STOPPED,
     TRANSITIONING,
     FakeHousehold,
@@ -36,7 +43,9 @@ from tests.sonos_double import (
     QueueTrack,
     allow_loopback_hosts,
     analyse_audio,
+    apply_preset,
     decode_audio,
+    main as sonos_double_main,
     radio_metadata,
     scpd_xml,
     soco_reset,
@@ -789,6 +798,252 @@ async def test_double_runs_on_home_assistant_loop(
         await household.wait_idle()
 
 
+# ------------------------------------------------------ what HA's core sonos integration reads
+
+
+async def test_events_carry_what_home_assistant_reads(household: FakeHousehold) -> None:
+    """HA's sonos media update reads enqueued_transport_uri(_meta_data) from AVTransport."""
+    radio, queue, _ = household.speakers
+    radio.preset_radio(title="Loopback FM")
+    queue.preset_queue(4, track=2, state=PAUSED)
+    household.add_favorite("Loopback FM", "x-sonosapi-stream:s1?sid=254")
+
+    radio_event = parse_event_xml(radio.event_body("AVTransport"))
+    assert radio_event["enqueued_transport_uri"] == radio.current_uri
+    assert radio_event["enqueued_transport_uri_meta_data"].title == "Loopback FM"
+    assert radio_event["current_track_meta_data"].title == "Loopback FM"
+    assert radio_event["transport_state"] == PLAYING
+    queue_event = parse_event_xml(queue.event_body("AVTransport"))
+    assert queue_event["enqueued_transport_uri"] == ""
+    assert (queue_event["number_of_tracks"], queue_event["current_track"]) == ("4", "2")
+    assert queue_event["sleep_timer_generation"] == "0"
+
+    content = parse_event_xml(radio.event_body("ContentDirectory"))
+    assert content["favorites_update_id"] == f"{radio.uid},{household.favorites_update_id}"
+    assert f"FV:2,{household.favorites_update_id}" in content["container_update_i_ds"]
+    alarms = parse_event_xml(queue.event_body("AlarmClock"))
+    assert alarms["alarm_list_version"] == household.alarm_list_version == f"{radio.uid}:0"
+
+
+async def test_favorites_through_soco(household: FakeHousehold) -> None:
+    household.add_favorite("Loopback FM", "x-sonosapi-stream:s17077?sid=254&flags=8224&sn=0")
+    household.add_favorite("Double Jazz", "x-rincon-mp3radio://127.0.0.1:9/jazz.mp3")
+    device = soco.SoCo(household.speakers[1].ip)
+
+    favorites = await in_thread(device.music_library.get_sonos_favorites)
+    assert [f.title for f in favorites] == ["Loopback FM", "Double Jazz"]
+    assert favorites[0].reference.get_uri() == household.favorites[0].uri
+    assert favorites[1].description == "TuneIn Station"
+    playlists = await in_thread(device.get_sonos_playlists)
+    assert len(playlists) == 0
+
+
+async def test_alarms_through_soco(household: FakeHousehold) -> None:
+    kitchen = household["Kitchen"]
+    first = household.add_alarm(kitchen, "06:30:00", volume=12)
+    device = soco.SoCo(household.speakers[0].ip)
+
+    def read() -> dict[str, Any]:
+        return {a.alarm_id: a for a in soco.alarms.get_alarms(device)}
+
+    alarms = await in_thread(read)
+    assert list(alarms) == [first]
+    alarm = alarms[first]
+    assert (str(alarm.start_time), alarm.volume, alarm.zone.uid) == ("06:30:00", 12, kitchen.uid)
+    assert alarm.recurrence == "DAILY"
+    assert alarm.enabled
+
+    def change() -> str:
+        alarm.enabled = False
+        alarm.save()  # UpdateAlarm
+        extra = soco.alarms.Alarm(device, recurrence="WEEKDAYS")
+        new_id: str = extra.save()  # CreateAlarm
+        return new_id
+
+    second = await in_thread(change)
+    assert household.alarms[first]["Enabled"] == "0"
+    assert household.alarms[second]["Recurrence"] == "WEEKDAYS"
+    assert household.alarm_list_version.endswith(":3")
+    await in_thread(alarm.remove)  # DestroyAlarm
+    assert list(household.alarms) == [second]
+    with pytest.raises(SoCoUPnPException):
+        await in_thread(device.alarmClock.DestroyAlarm, [("ID", "99")])
+
+
+async def test_sleep_timer(household: FakeHousehold) -> None:
+    speaker = household.speakers[0]
+    speaker.preset_radio()
+    device = soco.SoCo(speaker.ip)
+
+    await in_thread(device.set_sleep_timer, 600)
+    remaining = await in_thread(device.get_sleep_timer)
+    assert remaining is not None
+    assert 598 <= remaining <= 600
+    await in_thread(device.set_sleep_timer, None)
+    assert await in_thread(device.get_sleep_timer) is None
+    await household.wait_idle()  # a pending timer does not keep a speaker busy
+
+    await in_thread(device.set_sleep_timer, 1)
+    await speaker.wait_state(PAUSED, timeout=5)  # the timer ran out: paused
+    assert await in_thread(device.get_sleep_timer) is None
+    assert speaker.sleep_timer_generation == 4
+
+
+async def test_button_lock_eq_and_battery_by_model(loopback: None) -> None:
+    one = FakeSonosSpeaker("One", "127.0.0.14")
+    beam = FakeSonosSpeaker("Beam", "127.0.0.15", model_name="Sonos Beam", model_number="S14")
+    move = FakeSonosSpeaker("Move", "127.0.0.16", model_name="Sonos Move", model_number="S17")
+    household = FakeHousehold([one, beam, move])
+    async with household:
+        one_soco, beam_soco, move_soco = (soco.SoCo(s.ip) for s in household.speakers)
+
+        def one_reads() -> tuple[bool, Any, Any]:
+            enabled = one_soco.buttons_enabled
+            one_soco.buttons_enabled = False
+            return enabled, one_soco.night_mode, one_soco.dialog_mode
+
+        assert await in_thread(one_reads) == (True, None, None)
+        assert one.buttons_locked is True
+        with pytest.raises(NotSupportedException):
+            await in_thread(one_soco.get_battery_info)
+        with pytest.raises(SoCoUPnPException, match="402"):
+            await in_thread(one_soco.renderingControl.GetEQ, InstanceID=0, EQType="NightMode")
+
+        def beam_reads() -> tuple[bool, bool, bool]:
+            before = beam_soco.night_mode
+            beam_soco.night_mode = True
+            beam_soco.dialog_mode = True
+            return before, beam_soco.night_mode, beam_soco.dialog_mode
+
+        assert await in_thread(beam_reads) == (False, True, True)
+        assert (beam.eq["NightMode"], beam.eq["DialogLevel"]) == (1, 1)
+        assert 'NightMode val="1"' in beam.event_body("RenderingControl")
+
+        move.battery_level, move.battery_charging = 64, True
+        battery = await in_thread(move_soco.get_battery_info)
+        assert battery == {
+            "Health": "GREEN",
+            "Level": 64,
+            "Temperature": "NORMAL",
+            "PowerSource": "SONOS_CHARGING_RING",
+        }
+    assert [e for s in household.speakers for e in s.errors] == []
+
+
+async def test_status_page_reports_state_and_fetches(
+    household: FakeHousehold, audio_server: AudioServer
+) -> None:
+    speaker = household.speakers[0]
+    await in_thread(soco.SoCo(speaker.ip).play_uri, audio_server.url("/tts/tone.wav"))
+    await speaker.wait_played(1)
+    await household.wait_idle()
+    apply_preset(speaker, "queue-paused")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{speaker.base_url}{STATUS_PATH}") as response,
+    ):
+        status = await response.json()
+    assert status["name"] == speaker.name
+    assert (status["transport_state"], status["track"], status["position"]) == (
+        PAUSED,
+        3,
+        "0:01:23",
+    )
+    assert status["title"] == "Track 3"
+    [played] = status["played"]
+    assert played["url"] == audio_server.url("/tts/tone.wav")
+    assert (played["format"], played["silent"], played["error"]) == ("wav", False, None)
+    assert "body" not in played
+    with pytest.raises(ValueError, match="unknown preset"):
+        apply_preset(speaker, "vinyl")
+
+
+def test_command_line_rejects_unknown_rooms_and_presets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for preset in ("Nowhere=radio", "Kitchen=vinyl"):
+        with pytest.raises(SystemExit) as raised:
+            sonos_double_main(["--names", "Kitchen", "--speakers", "1", "--preset", preset])
+        assert raised.value.code == 2
+    errors = capsys.readouterr().err
+    assert "no speaker 'Nowhere' (speakers: Kitchen)" in errors
+    assert "unknown preset 'vinyl'" in errors
+
+
+def sonos_players(hass: HomeAssistant) -> dict[str, str]:
+    """Media players of HA's sonos integration by device (room) name."""
+    devices = dr.async_get(hass)
+    players = {}
+    for entry in er.async_get(hass).entities.values():
+        if entry.platform == "sonos" and entry.domain == "media_player" and entry.device_id:
+            device = devices.async_get(entry.device_id)
+            if device is not None and device.name:
+                players[device.name] = entry.entity_id
+    return players
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+# HA's speaker.py tests `zgs.find("VanishedDevices") or []`: an empty element warns (as with
+# real speakers, which send <VanishedDevices></VanishedDevices> too).
+@pytest.mark.filterwarnings("ignore:Testing an element's truth value:DeprecationWarning")
+async def test_home_assistant_sonos_integration_sets_up_the_double(
+    hass: HomeAssistant, loopback: None
+) -> None:
+    """HA's own core sonos integration (manual hosts) turns the double into media players."""
+    async with FakeHousehold.create(2, first_ip=17, names=("Den", "Hall")) as household:
+        den, hall = household.speakers
+        den.preset_radio(title="Loopback FM")
+        hall.preset_queue(3, track=2, state=PAUSED)
+        hall.volume = 31
+        household.add_favorite("Loopback FM", den.current_uri)
+        household.add_alarm(hall, "06:45:00")
+        # No SSDP on the host's real interfaces: the speakers are manual hosts.
+        with (
+            patch("homeassistant.components.ssdp.Scanner._async_start_ssdp_listeners"),
+            patch("homeassistant.components.ssdp.Scanner._async_stop_ssdp_listeners"),
+            patch("homeassistant.components.ssdp.Scanner.async_scan"),
+            patch("homeassistant.components.ssdp.Server._async_start_upnp_servers"),
+            patch("homeassistant.components.ssdp.Server._async_stop_upnp_servers"),
+        ):
+            config = {"sonos": {"media_player": {"hosts": [den.ip, hall.ip]}}}
+            assert await async_setup_component(hass, "sonos", config)
+            async with asyncio.timeout(30):
+                while len(sonos_players(hass)) < 2 or any(  # noqa: ASYNC110 - HA creates them
+                    hass.states.get(entity_id) is None for entity_id in sonos_players(hass).values()
+                ):
+                    await asyncio.sleep(0.2)
+                await hass.async_block_till_done()
+            players = sonos_players(hass)
+            den_state = hass.states.get(players["Den"])
+            hall_state = hass.states.get(players["Hall"])
+            assert den_state is not None
+            assert hall_state is not None
+            assert den_state.state == "playing"
+            assert den_state.attributes["media_title"] == "Loopback FM"
+            assert hall_state.state == "paused"
+            assert hall_state.attributes["media_title"] == "Track 2"
+            assert hall_state.attributes["volume_level"] == 0.31
+            registry = er.async_get(hass)
+            # the favorites sensor (disabled by default) and one alarm switch, from the double
+            assert registry.async_get("sensor.sonos_favorites") is not None
+            alarms = [e for e in registry.entities if e.startswith("switch.sonos_alarm")]
+            assert len(alarms) == 1
+            # Alicia finds the speaker behind HA's entity: uid and address from the registry.
+            assert resolve_sonos(hass, players["Den"]) == Speaker(
+                uid=den.uid, ip=den.ip, name="Den"
+            )
+            # HA's subscriptions got their events: nothing failed on the double's side.
+            assert all(status == 200 for *_, status in den.notifications)
+            [entry] = hass.config_entries.async_entries("sonos")
+            assert await hass.config_entries.async_unload(entry.entry_id)
+            await hass.async_block_till_done()
+    # soco stops its event listener after a grace period; the test does not wait for it.
+    for task in asyncio.all_tasks():
+        if "_deferred_stop" in repr(task.get_coro()):
+            task.cancel()
+    assert [error for s in household.speakers for error in s.errors] == []
+
+
 # ------------------------------------------------------------------------------------ events
 
 
@@ -899,6 +1154,10 @@ async def test_module_entry_point_serves_until_interrupted(loopback: None) -> No
         "12",
         "--names",
         "Attic,Cellar",
+        "--preset",
+        "Attic=radio",
+        "--preset",
+        "Cellar=queue-paused",
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -914,6 +1173,17 @@ async def test_module_entry_point_serves_until_interrupted(loopback: None) -> No
         assert "http://127.0.0.13:1400" in lines[2]
         device = soco.SoCo("127.0.0.13")
         assert await in_thread(lambda: device.player_name) == "Cellar"
+        assert "http://127.0.0.12:1400/double/status" in lines[-2]
+        async with aiohttp.ClientSession() as session:
+            for ip, state, title in (
+                ("127.0.0.12", PLAYING, "Loopback FM"),
+                ("127.0.0.13", PAUSED, "Track 3"),
+            ):
+                async with session.get(f"http://{ip}:1400{STATUS_PATH}") as response:
+                    status = await response.json()
+                assert (status["transport_state"], status["title"]) == (state, title)
+        favorites = await in_thread(device.music_library.get_sonos_favorites)
+        assert [f.title for f in favorites] == ["Loopback FM"]
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = await asyncio.wait_for(process.communicate(), 10)
