@@ -5,7 +5,7 @@ import sys
 from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 import pytest
@@ -177,3 +177,15 @@ async def test_migrate_minor_version(hass: HomeAssistant, setup_ha: None) -> Non
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert entry.data == {CONF_VOICE: JOE}
+
+
+async def test_engine_stops_with_home_assistant(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """HA stopping ends the engine's worker threads (HA would wait for them at exit)."""
+    engine = init_integration.runtime_data.engine
+    assert engine is not None
+    assert engine.loaded_voices == [JOE]
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert engine.loaded_voices == []

@@ -4,8 +4,8 @@ from functools import partial
 import logging
 from pathlib import Path
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import (
     config_validation as cv,
     entity_registry as er,
@@ -175,6 +175,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bo
     )
     if engine is not None:
         chain.probe = partial(async_probe_local, engine, voice)
+
+        async def async_stop_engine(_event: Event) -> None:
+            # HA waits for leftover threads at exit: stop the engine's workers with HA.
+            await engine.async_close()
+
+        entry.async_on_unload(
+            hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, async_stop_engine)
+        )
     entry.async_on_unload(chain.async_stop)
     entry.runtime_data = AliciaData(
         voice=voice,
