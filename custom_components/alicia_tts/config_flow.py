@@ -97,8 +97,8 @@ DOWNLOAD_MARK: Final = "\u2193"
 QUALITY_ORDER: Final = {"x_low": 0, "low": 1, "medium": 2, "high": 3}
 
 
-def valid_base_url(value: str) -> bool:
-    """An http(s) URL with a host and no path, query or fragment beyond a trailing slash."""
+def _http_url(value: str, *, allow_path: bool) -> bool:
+    """An http(s) URL with a host, no query and no fragment (a path only if allowed)."""
     try:
         url = URL(value)
     except ValueError:
@@ -106,24 +106,20 @@ def valid_base_url(value: str) -> bool:
     return (
         url.scheme in ("http", "https")
         and bool(url.host)
-        and url.path in ("", "/")
+        and (allow_path or url.path in ("", "/"))
         and not url.query_string
         and not url.fragment
     )
+
+
+def valid_base_url(value: str) -> bool:
+    """An http(s) URL with a host and no path, query or fragment beyond a trailing slash."""
+    return _http_url(value, allow_path=False)
 
 
 def valid_catalog_url(value: str) -> bool:
     """An http(s) URL with a host (a path is allowed: it is a folder), no query or fragment."""
-    try:
-        url = URL(value)
-    except ValueError:
-        return False
-    return (
-        url.scheme in ("http", "https")
-        and bool(url.host)
-        and not url.query_string
-        and not url.fragment
-    )
+    return _http_url(value, allow_path=True)
 
 
 def normalize_catalog_url(value: str) -> str:
