@@ -41,6 +41,7 @@ from .audio import (
 from .chain import LOCAL, scrub
 from .const import DOMAIN, ISSUE_SPEAKER_URL
 from .engine import EngineError, InvalidRequestError, SynthesisJob, SynthesisOptions
+from .errors import all_engines_failed, local_unavailable
 from .models import AliciaConfigEntry, SpeakerUrl
 
 _LOGGER = logging.getLogger(__name__)
@@ -261,20 +262,12 @@ async def async_create_local_audio(
     """
     data = entry.runtime_data
     if data.engine is None:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="local_unavailable",
-            translation_placeholders={"error": data.local_problem or ""},
-        )
+        raise local_unavailable(data)
     store = async_get_store(hass)
     voice = options.voice or data.voice
     key = cache_key("local", voice, options, message, extension)
     if (hit := store.cache_get(key)) is not None:
-        item = store.create(extension, owner=entry.entry_id, cache_key=key)
-        item.buffer.append(hit[0])
-        item.duration = hit[1]
-        item.buffer.complete()
-        return item
+        return _filled(store.create(extension, owner=entry.entry_id, cache_key=key), hit)
     job = await data.engine.async_start(options, data.voice)
     try:
         encoder = await hass.async_add_executor_job(make_encoder, extension, job.sample_rate)
@@ -287,6 +280,14 @@ async def async_create_local_audio(
         _async_produce(hass, store, item, job, encoder, message),
         name=f"alicia_tts audio {item.token[:6]}",
     )
+    return item
+
+
+def _filled(item: AudioItem, hit: tuple[bytes, float | None]) -> AudioItem:
+    """An item completed at once from cached audio (and its duration)."""
+    item.buffer.append(hit[0])
+    item.duration = hit[1]
+    item.buffer.complete()
     return item
 
 
@@ -340,11 +341,7 @@ async def async_create_audio(
     chain.record_exhausted()
     if len(failures) == 1:  # one engine only: its own error says most
         raise failures[0]
-    raise HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key="all_engines_failed",
-        translation_placeholders={"error": last_error or "no engine configured"},
-    )
+    raise all_engines_failed(last_error)
 
 
 async def _async_create_fallback_audio(
@@ -358,10 +355,7 @@ async def _async_create_fallback_audio(
     item = store.create(extension, owner=entry.entry_id, cache_key=key, source=engine)
     if (hit := store.cache_get(key)) is not None:
         await chunks.aclose()
-        item.buffer.append(hit[0])
-        item.duration = hit[1]
-        item.buffer.complete()
-        return item
+        return _filled(item, hit)
     item.task = entry.async_create_background_task(
         hass,
         _async_copy(hass, store, item, chunks, message),

@@ -26,6 +26,24 @@ def engine_error(err: TranslatedError) -> HomeAssistantError:
     )
 
 
+def local_unavailable(data: AliciaData) -> HomeAssistantError:
+    """The local engine cannot speak, and why."""
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="local_unavailable",
+        translation_placeholders={"error": data.local_problem or ""},
+    )
+
+
+def all_engines_failed(last_error: str) -> HomeAssistantError:
+    """No engine of the chain could speak."""
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="all_engines_failed",
+        translation_placeholders={"error": last_error or "no engine configured"},
+    )
+
+
 def validate_request(data: AliciaData, message: str | None, options: dict[str, Any]) -> None:
     """Check a request before anything is synthesized; raise translated errors.
 
@@ -45,11 +63,7 @@ def validate_request(data: AliciaData, message: str | None, options: dict[str, A
     engine = data.engine
     if engine is None:
         if not data.chain.fallbacks or choice == LOCAL:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="local_unavailable",
-                translation_placeholders={"error": data.local_problem or ""},
-            )
+            raise local_unavailable(data)
         return
     try:
         engine.check_request(message, options, data.voice)

@@ -17,7 +17,7 @@ from .const import CONF_ENGINE, CONF_LANGUAGE, DOMAIN
 from .defaults import engine_defaults
 from .engine import ENGINE_OPTIONS, EngineError, InvalidRequestError, parse_options
 from .entity import device_info
-from .errors import engine_error, validate_request
+from .errors import all_engines_failed, engine_error, local_unavailable, validate_request
 from .models import AliciaConfigEntry
 from .playback import PLAYBACK_OPTIONS
 from .speakers import HA_FORMAT_OPTIONS, async_announce
@@ -165,21 +165,13 @@ class AliciaTTSEntity(TextToSpeechEntity):
         if len(failures) == 1:  # one engine only: its own error says most
             only = failures[0]
             raise engine_error(only) if isinstance(only, EngineError) else only
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="all_engines_failed",
-            translation_placeholders={"error": last_error or "no engine configured"},
-        )
+        raise all_engines_failed(last_error)
 
     async def _local_chunks(self, text: TextTee, options: dict[str, Any]) -> AsyncGenerator[bytes]:
         """Local Piper: WAV header together with the first sentence, then each sentence."""
         engine = self._data.engine
         if engine is None:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="local_unavailable",
-                translation_placeholders={"error": self._data.local_problem or ""},
-            )
+            raise local_unavailable(self._data)
         job = await engine.async_start(parse_options(options), self._data.voice)
         pcm_stream = job.stream(text.replay())
 
