@@ -681,6 +681,7 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
         "first_audio_timeout": 8.0,
         "breaker_threshold": 3,
         "breaker_cooldown": 60.0,
+        "backend": "auto",
     }
     # Saved options reload the entry and take effect.
     assert entry.runtime_data.speaker_url.url == "http://192.168.1.10:8123"

@@ -19,6 +19,7 @@ from .catalog import CACHED_CATALOG, CatalogVoice, load_catalog, voice_language
 from .chain import LOCAL, PROBE_TEXT, CircuitBreaker, EngineChain
 from .const import (
     CONF_AUDIO_FORMAT,
+    CONF_BACKEND,
     CONF_BREAKER_COOLDOWN,
     CONF_BREAKER_THRESHOLD,
     CONF_ENGINE,
@@ -34,17 +35,11 @@ from .const import (
     ISSUE_FALLBACK_MISSING,
     ISSUE_PIPER_UNAVAILABLE,
     ISSUE_VOICE_MISSING,
-    PIPER_REQUIREMENT,
     VOICES_DIR,
 )
 from .delivery import async_get_store, async_update_url_issue, speaker_base_url
-from .engine import (
-    EngineError,
-    PiperEngine,
-    PiperUnavailableError,
-    SynthesisOptions,
-    import_piper,
-)
+from .engine import EngineError, PiperEngine, PiperUnavailableError, SynthesisOptions
+from .local_stack import async_install_local, espeak_assets
 from .models import AliciaConfigEntry, AliciaData
 from .services import async_setup_services
 from .voices import VoiceInfo, discover_voices
@@ -61,25 +56,17 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-async def async_ensure_piper(hass: HomeAssistant) -> str | None:
-    """Install piper-tts if needed and import it; return why it is unusable, or None."""
-    try:
-        await async_process_requirements(hass, DOMAIN, [PIPER_REQUIREMENT])
-        await hass.async_add_executor_job(import_piper)
-    except (RequirementsNotFound, PiperUnavailableError) as err:
-        ir.async_create_issue(
-            hass,
-            DOMAIN,
-            ISSUE_PIPER_UNAVAILABLE,
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=ISSUE_PIPER_UNAVAILABLE,
-            translation_placeholders={"requirement": PIPER_REQUIREMENT, "error": str(err)},
-        )
-        _LOGGER.warning("Local Piper engine unavailable: %s", err)
-        return str(err)
-    ir.async_delete_issue(hass, DOMAIN, ISSUE_PIPER_UNAVAILABLE)
-    return None
+def _piper_unavailable_issue(hass: HomeAssistant, error: str) -> None:
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        ISSUE_PIPER_UNAVAILABLE,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_PIPER_UNAVAILABLE,
+        translation_placeholders={"error": error},
+    )
+    _LOGGER.warning("Local Piper engine unavailable: %s", error)
 
 
 async def async_audio_format(hass: HomeAssistant, preferred: str | None) -> str:
@@ -99,11 +86,10 @@ async def async_audio_format(hass: HomeAssistant, preferred: str | None) -> str:
 
 
 async def async_load_local_engine(
-    hass: HomeAssistant, voice: str, voices: dict[str, VoiceInfo]
+    hass: HomeAssistant, voice: str, voices: dict[str, VoiceInfo], backend: str | None = None
 ) -> tuple[PiperEngine | None, str | None]:
     """Piper with the entry's voice loaded, or why there is none (repair issues raised)."""
-    if (problem := await async_ensure_piper(hass)) is not None:
-        return None, problem
+    install_problems = await async_install_local(hass, backend)
     if voice not in voices:
         ir.async_create_issue(
             hass,
@@ -117,13 +103,20 @@ async def async_load_local_engine(
         _LOGGER.error("Voice %s is not installed", voice)
         return None, f"voice {voice} is not installed"
     ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_VOICE_MISSING}_{voice}")
-    engine = PiperEngine(voices)
+    assets = await hass.async_add_executor_job(espeak_assets, Path(hass.config.config_dir))
+    engine = PiperEngine(voices, backend=backend, espeak_assets=assets)
     try:
         await engine.async_load_voice(voice)
+    except PiperUnavailableError as err:
+        await engine.async_close()
+        problem = "; ".join([*install_problems, str(err)])
+        _piper_unavailable_issue(hass, problem)
+        return None, problem
     except EngineError as err:
         _LOGGER.error("Voice %s cannot be used: %s", voice, err)
         await engine.async_close()
         return None, str(err)
+    ir.async_delete_issue(hass, DOMAIN, ISSUE_PIPER_UNAVAILABLE)
     return engine, None
 
 
@@ -155,7 +148,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bo
     async_get_store(hass)
     speaker_url = speaker_base_url(hass, entry.options.get(CONF_SPEAKER_BASE_URL))
     async_update_url_issue(hass, speaker_url)
-    engine, problem = await async_load_local_engine(hass, voice, voices)
+    engine, problem = await async_load_local_engine(
+        hass, voice, voices, entry.options.get(CONF_BACKEND)
+    )
     audio_format = "wav"
     if engine is not None:
         audio_format = await async_audio_format(hass, entry.options.get(CONF_AUDIO_FORMAT))

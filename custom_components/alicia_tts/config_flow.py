@@ -45,6 +45,7 @@ from homeassistant.helpers.typing import UNDEFINED, UndefinedType
 import voluptuous as vol
 from yarl import URL
 
+from .backends import AUTO, BACKENDS
 from .catalog import (
     CACHED_CATALOG,
     DEFAULT_CATALOG_URL,
@@ -58,6 +59,7 @@ from .catalog import (
 from .chain import ENGINE_CHOICES, LOCAL
 from .const import (
     CONF_AUDIO_FORMAT,
+    CONF_BACKEND,
     CONF_BREAKER_COOLDOWN,
     CONF_BREAKER_THRESHOLD,
     CONF_CATALOG_URL,
@@ -629,6 +631,13 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
                     SelectSelectorConfig(
                         options=AUDIO_FORMATS,
                         translation_key=CONF_AUDIO_FORMAT,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+                vol.Required(CONF_BACKEND, default=AUTO): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[AUTO, *BACKENDS],
+                        translation_key=CONF_BACKEND,
                         mode=SelectSelectorMode.LIST,
                     )
                 ),

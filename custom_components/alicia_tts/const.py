@@ -5,8 +5,8 @@ from typing import Final
 DOMAIN: Final = "alicia_tts"
 NAME: Final = "Alicia TTS"
 
-# Installed at setup, never listed in manifest.json: piper-tts and onnxruntime have no
-# musllinux wheels, so HA OS / HA Container could not load the integration at all.
+# Installed at setup on glibc only, never listed in manifest.json: piper-tts and onnxruntime
+# have no musllinux wheels (HA OS / HA Container use the numpy backend and WebAssembly espeak).
 PIPER_REQUIREMENT: Final = "piper-tts==1.8.0"
 
 # Config entry data
@@ -31,6 +31,7 @@ CONF_ENGINE: Final = "engine"  # default preference: local | fallback
 CONF_FIRST_AUDIO_TIMEOUT: Final = "first_audio_timeout"
 CONF_BREAKER_THRESHOLD: Final = "breaker_threshold"
 CONF_BREAKER_COOLDOWN: Final = "breaker_cooldown"
+CONF_BACKEND: Final = "backend"  # inference backend: auto | onnxruntime | numpy
 CONF_CATALOG_URL: Final = "catalog_url"  # voice source: voices.json and the voice files
 
 DEFAULT_FIRST_AUDIO_TIMEOUT: Final = 8.0

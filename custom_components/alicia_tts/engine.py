@@ -11,9 +11,11 @@ What it does:
   :class:`EngineBusyError` instead of piling up. A request never runs ahead of its consumer by
   more than one sentence, so memory stays bounded, and a consumer that goes away stops it.
 
-espeak-ng (Piper's phonemizer) keeps global state, so phonemization is serialized by one lock.
-By default one worker runs the inferences, sentence by sentence in arrival order, each on every
-core (ONNX Runtime's intra-op threads); with more workers, inferences run in parallel.
+A voice is its config (``voice_model.py``), the engine's one espeak-ng phonemizer
+(``phonemes.py``; serialized: espeak-ng is global state) and an inference session of the chosen
+backend (``backends.py``: onnxruntime, or the numpy engine on musl). By default one worker runs
+the inferences, sentence by sentence in arrival order, each on every core (the backend's own
+threads); with more workers, inferences run in parallel.
 """
 
 import asyncio
@@ -21,20 +23,26 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-import importlib
-import json
 import logging
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 import weakref
 
+from .backends import (
+    EspeakAssets,
+    InferenceSession,
+    StackUnavailableError,
+    choose_backend,
+    close_session,
+    open_runner,
+    open_session,
+)
+from .phonemes import Phonemizer, phonemes_to_ids
 from .typed_errors import TranslatedError
+from .voice_model import TEXT, VoiceConfig, VoiceConfigError, model_inputs, text_phonemes, to_pcm
 from .voices import VoiceInfo
-
-if TYPE_CHECKING:
-    from piper import PiperVoice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ class InvalidRequestError(EngineError):
 
 
 class PiperUnavailableError(EngineError):
-    """piper-tts (or onnxruntime) cannot be imported on this platform."""
+    """No inference backend or no espeak-ng phonemizer can run on this platform."""
 
     translation_key = "piper_unavailable"
 
@@ -250,21 +258,15 @@ def default_workers() -> int:
     return 1
 
 
-def import_piper() -> Any:
-    """Import piper (blocking: run it in an executor). Raises PiperUnavailableError."""
-    try:
-        return importlib.import_module("piper")
-    except Exception as err:  # ImportError, or onnxruntime failing to load its library
-        raise PiperUnavailableError(f"piper-tts cannot be imported: {err}", error=str(err)) from err
-
-
 @dataclass(frozen=True, slots=True)
 class LoadedVoice:
     """A voice in memory, shared by every request that uses it."""
 
     info: VoiceInfo
-    piper: PiperVoice
-    module: Any  # the imported ``piper`` package (SynthesisConfig lives there)
+    config: VoiceConfig
+    session: InferenceSession
+    backend: str  # "onnxruntime" or "numpy"
+    has_sid: bool  # whether the model takes a speaker id
 
 
 class PiperEngine:
@@ -279,9 +281,16 @@ class PiperEngine:
         threads_per_inference: int | None = None,
         max_requests: int = 8,
         max_message_chars: int = MAX_MESSAGE_CHARS,
+        backend: str | None = None,
+        phonemizer: str | None = None,
+        espeak_assets: EspeakAssets | None = None,
     ) -> None:
-        """Set the bounds; nothing is loaded yet."""
+        """Set the bounds and the preferred backend/phonemizer; nothing is loaded yet."""
         self._voices = dict(voices)
+        self.backend_preference = backend
+        self.phonemizer_preference = phonemizer
+        self.espeak_assets = espeak_assets or EspeakAssets()
+        self._phonemizer: Phonemizer | None = None
         self.max_loaded_voices = max(1, max_loaded_voices)
         self.workers = workers or default_workers()
         self.threads_per_inference = threads_per_inference or max(
@@ -291,7 +300,6 @@ class PiperEngine:
         self.max_message_chars = max_message_chars
         self._loaded: OrderedDict[str, LoadedVoice] = OrderedDict()
         self._load_lock = threading.Lock()
-        self._espeak_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         self._active = 0
@@ -333,6 +341,16 @@ class PiperEngine:
         resolve_speaker_id(parsed.speaker, self.voice_info(parsed.voice or default_voice))
         return parsed
 
+    @property
+    def backend(self) -> str | None:
+        """The inference backend of the loaded voices (None before the first load)."""
+        return next((voice.backend for voice in self._loaded.values()), None)
+
+    @property
+    def phonemizer(self) -> str | None:
+        """The espeak-ng runner in use (None before the first espeak voice is loaded)."""
+        return self._phonemizer.name if self._phonemizer is not None else None
+
     def load_voice(self, key: str) -> LoadedVoice:
         """Return the loaded voice ``key``, loading it if needed (blocking)."""
         info = self.voice_info(key)
@@ -340,35 +358,47 @@ class PiperEngine:
             if (loaded := self._loaded.get(key)) is not None and loaded.info == info:
                 self._loaded.move_to_end(key)
                 return loaded
-            module = import_piper()
-            loaded = LoadedVoice(info, self._load_piper_voice(module, info), module)
+            loaded = self._load(info)
             self._loaded[key] = loaded
             self._loaded.move_to_end(key)
             while len(self._loaded) > self.max_loaded_voices:
-                evicted, _ = self._loaded.popitem(last=False)
+                evicted, dropped = self._loaded.popitem(last=False)
+                close_session(dropped.session)
                 _LOGGER.debug("Unloaded voice %s (LRU)", evicted)
             return loaded
 
-    def _load_piper_voice(self, piper: Any, info: VoiceInfo) -> PiperVoice:
+    def _load(self, info: VoiceInfo) -> LoadedVoice:
         try:
-            import onnxruntime  # noqa: PLC0415 - piper imported fine, so this does too
-
-            config = json.loads(info.config_path.read_text(encoding="utf-8"))
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self.threads_per_inference
-            options.inter_op_num_threads = 1
-            session = onnxruntime.InferenceSession(
-                str(info.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            voice: PiperVoice = piper.PiperVoice(
-                config=piper.PiperConfig.from_dict(config), session=session
-            )
-        except Exception as err:  # onnxruntime raises its own exception types
+            backend = choose_backend(self.backend_preference)
+        except StackUnavailableError as err:
+            raise PiperUnavailableError(str(err), error=str(err)) from err
+        try:
+            config = VoiceConfig.load(info.config_path)
+        except VoiceConfigError as err:
             raise VoiceLoadError(
                 f"voice {info.key} cannot be loaded: {err}", voice=info.key, error=str(err)
             ) from err
-        _LOGGER.debug("Loaded voice %s", info.key)
-        return voice
+        if config.phoneme_type != TEXT:
+            self._ensure_phonemizer()
+        try:
+            session = open_session(backend, info.model_path, self.threads_per_inference)
+        except Exception as err:  # each backend raises its own exception types
+            raise VoiceLoadError(
+                f"voice {info.key} cannot be loaded: {err}", voice=info.key, error=str(err)
+            ) from err
+        has_sid = any(getattr(i, "name", None) == "sid" for i in session.get_inputs())
+        _LOGGER.debug("Loaded voice %s with %s", info.key, backend)
+        return LoadedVoice(info, config, session, backend, has_sid)
+
+    def _ensure_phonemizer(self) -> Phonemizer:
+        if self._phonemizer is None:
+            try:
+                runner = open_runner(self.phonemizer_preference, self.espeak_assets)
+            except StackUnavailableError as err:
+                raise PiperUnavailableError(str(err), error=str(err)) from err
+            self._phonemizer = Phonemizer(runner)
+            _LOGGER.debug("espeak-ng runs as %s", runner.name)
+        return self._phonemizer
 
     async def async_load_voice(self, key: str) -> LoadedVoice:
         """Load a voice on the engine's worker threads."""
@@ -417,26 +447,30 @@ class PiperEngine:
         self._active -= 1
 
     def synthesize_sentences(self, job: SynthesisJob, text: str) -> list[list[int]]:
-        """Phonemize ``text`` into sentences of phoneme ids (blocking; espeak is global)."""
-        voice = job.voice.piper
-        with self._espeak_lock:
-            sentences = voice.phonemize(text)
-        return [voice.phonemes_to_ids(phonemes) for phonemes in sentences if phonemes]
+        """Phonemize ``text`` into sentences of phoneme ids (blocking; one espeak at a time)."""
+        config = job.voice.config
+        if config.phoneme_type == TEXT:
+            sentences = text_phonemes(text)
+        else:
+            sentences = self._ensure_phonemizer().phonemize(
+                config.espeak_voice, text, config.vowel_clusters
+            )
+        return [
+            phonemes_to_ids(phonemes, config.phoneme_id_map) for phonemes in sentences if phonemes
+        ]
 
     def infer(self, job: SynthesisJob, phoneme_ids: list[int]) -> bytes:
-        """Run the ONNX model on one sentence and return 16-bit PCM (blocking)."""
-        import numpy as np  # noqa: PLC0415 - numpy comes with piper
-
-        audio = job.voice.piper.phoneme_ids_to_audio(
-            phoneme_ids, job.syn_config, include_alignments=False
+        """Run the model on one sentence and return 16-bit PCM (blocking)."""
+        voice = job.voice
+        feeds = model_inputs(
+            phoneme_ids,
+            noise_scale=job.noise_scale,
+            length_scale=job.length_scale,
+            noise_w_scale=job.noise_w_scale,
+            speaker_id=job.speaker_id if voice.has_sid else None,
         )
-        assert not isinstance(audio, tuple)  # only with include_alignments=True
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
-        if job.options.gain != 1.0:
-            audio = audio * job.options.gain
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-        return bytes(pcm.tobytes())
+        audio = voice.session.run(None, feeds)[0]
+        return to_pcm(audio, job.options.gain)
 
     async def async_close(self) -> None:
         """Stop the worker threads and drop the loaded voices; later work is refused."""
@@ -445,6 +479,8 @@ class PiperEngine:
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
         with self._load_lock:
+            for voice in self._loaded.values():
+                close_session(voice.session)
             self._loaded.clear()
 
 
@@ -463,19 +499,24 @@ class SynthesisJob:
         self.voice = voice
         self.options = options
         self._released = False
+        config = voice.config
         # speed scales the voice's own length_scale (1.0 for most voices: 1 / speed).
         # Loudness (normalization, then gain) is applied by PiperEngine.infer.
-        self.syn_config = voice.module.SynthesisConfig(
-            speaker_id=speaker_id,
-            length_scale=(voice.piper.config.length_scale / options.speed),
-            noise_scale=options.noise_scale,
-            noise_w_scale=options.noise_w_scale,
+        self.length_scale = config.length_scale / options.speed
+        self.noise_scale = (
+            config.noise_scale if options.noise_scale is None else options.noise_scale
         )
+        self.noise_w_scale = (
+            config.noise_w_scale if options.noise_w_scale is None else options.noise_w_scale
+        )
+        if speaker_id is None and config.num_speakers > 1:
+            speaker_id = config.default_speaker_id
+        self.speaker_id = speaker_id
 
     @property
     def sample_rate(self) -> int:
         """Sample rate of the PCM this job yields."""
-        return int(self.voice.piper.config.sample_rate)
+        return self.voice.config.sample_rate
 
     def release(self) -> None:
         """Give the request slot back (idempotent)."""

@@ -14,6 +14,7 @@ from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .backends import BACKENDS
 from .chain import LOCAL, NONE, EngineChain
 from .entity import AliciaChainEntity
 from .models import AliciaConfigEntry
@@ -75,6 +76,7 @@ async def async_setup_entry(
     async_add_entities(
         [
             ActiveEngineSensor(entry),
+            BackendSensor(entry),
             *(ChainSensor(entry, description) for description in SENSORS),
         ]
     )
@@ -95,6 +97,31 @@ class ActiveEngineSensor(AliciaChainEntity, SensorEntity):
     def native_value(self) -> str:
         """The engine that produced the last audio."""
         return self._chain.active
+
+
+class BackendSensor(AliciaChainEntity, SensorEntity):
+    """Which backend runs the local voice (onnxruntime, numpy, none), and its phonemizer."""
+
+    _attr_device_class = SensorDeviceClass.ENUM
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+
+    def __init__(self, entry: AliciaConfigEntry) -> None:
+        """Read the entry's engine (None: local unavailable)."""
+        super().__init__(entry, "backend")
+        self._attr_options = [*BACKENDS, NONE]
+        self._engine = entry.runtime_data.engine
+
+    @property
+    @override
+    def native_value(self) -> str:
+        """The inference backend of the loaded voice."""
+        return (self._engine.backend if self._engine else None) or NONE
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, str | None]:
+        """The espeak-ng phonemizer (bridge, wasi, emscripten)."""
+        return {"phonemizer": self._engine.phonemizer if self._engine else None}
 
 
 class ChainSensor(AliciaChainEntity, SensorEntity):
