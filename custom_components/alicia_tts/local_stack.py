@@ -37,6 +37,8 @@ WASI_MODULE: Final = "espeak-ng.wasm"  # the project's WASI build
 EMSCRIPTEN_MODULE: Final = "espeak-ng-emscripten.wasm"  # the npm build of the command line
 DATA_DIR: Final = "espeak-ng-data"
 SHIPPED_DIR: Final = Path(__file__).parent / "espeak"
+# Tests, the benchmark and CI point at modules they built or fetched (searched first).
+ENV_ESPEAK_DIR: Final = "ALICIA_TTS_ESPEAK_DIR"
 
 
 def is_glibc() -> bool:
@@ -58,15 +60,17 @@ def _piper_data_dir() -> Path | None:
 
 def espeak_assets(config_dir: Path) -> EspeakAssets:
     """Where the espeak-ng modules and data are on this install (blocking: looks at files)."""
-    own = config_dir / ESPEAK_DIR
+    folders = [SHIPPED_DIR, config_dir / ESPEAK_DIR]
+    if extra := os.environ.get(ENV_ESPEAK_DIR):
+        folders.insert(0, Path(extra))
 
-    def first(*candidates: Path) -> Path | None:
-        return next((path for path in candidates if path.exists()), None)
+    def first(name: str) -> Path | None:
+        return next((f / name for f in folders if (f / name).exists()), None)
 
     return EspeakAssets(
-        wasi_module=first(SHIPPED_DIR / WASI_MODULE, own / WASI_MODULE),
-        emscripten_module=first(own / EMSCRIPTEN_MODULE),
-        data_dir=first(SHIPPED_DIR / DATA_DIR, own / DATA_DIR) or _piper_data_dir(),
+        wasi_module=first(WASI_MODULE),
+        emscripten_module=first(EMSCRIPTEN_MODULE),
+        data_dir=first(DATA_DIR) or _piper_data_dir(),
     )
 
 
