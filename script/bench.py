@@ -55,7 +55,7 @@ WYOMING_PIPER = "wyoming-piper==2.5.2"
 WYOMING_VENV = REPO / ".cache" / "bench-wyoming"
 OUT = REPO / "out"
 WORK = OUT / "bench"
-PROBE = REPO / "script" / "bench_probe"
+PROBE = REPO / "script" / "alicia_bench"  # folder name = domain (hassfest)
 
 SHORT = "The washing machine has finished its cycle."
 LONG = (
