@@ -5,7 +5,7 @@ its catalogue (tests/voice_server.py); the upstream default URL is never contact
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 import errno
 import json
 import os
@@ -14,18 +14,23 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant import config_entries
+from homeassistant.components import tts
+from homeassistant.config_entries import FlowType
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import (
     EVENT_DATA_ENTRY_FLOW_PROGRESS_UPDATE,
     FlowResultType,
     InvalidData,
 )
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.alicia_tts import catalog, config_flow, download
+from custom_components.alicia_tts import app, catalog, config_flow, download
+from custom_components.alicia_tts.backends import ENV_BACKEND
 from custom_components.alicia_tts.catalog import DEFAULT_CATALOG_URL
 from custom_components.alicia_tts.config_flow import (
+    CONF_PIPER_APP,
     CONF_REFRESH_CATALOG,
     SECTION_DEFAULTS,
     SECTION_SOURCE,
@@ -37,13 +42,27 @@ from custom_components.alicia_tts.config_flow import (
 from custom_components.alicia_tts.const import (
     CONF_AUDIO_FORMAT,
     CONF_CATALOG_URL,
+    CONF_FALLBACK_ENGINES,
     CONF_LANGUAGE,
+    CONF_PIPER_APP_INSTALLED,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
     DOMAIN,
 )
+from custom_components.alicia_tts.delivery import async_create_audio
+from custom_components.alicia_tts.diagnostics import async_get_config_entry_diagnostics
+from custom_components.alicia_tts.engine import SynthesisOptions
 
 from .conftest import JOE, form_options, install_voice
+from .engines import FakeEngine, async_setup_engines
+from .supervisor import (
+    PCM,
+    RUNNING,
+    STOPPED,
+    PiperAppServer,
+    supervisor_error,
+    supervisor_installed,
+)
 from .voice_server import VoiceServer, start_voice_server
 
 type Result = Mapping[str, Any]
@@ -155,7 +174,7 @@ async def test_user_flow_packaged_voice(hass: HomeAssistant) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Joe (en-US, medium)"
     assert result["data"] == {CONF_VOICE: JOE, CONF_LANGUAGE: "en-US"}
-    assert result["options"] == {}
+    assert result["options"] == {CONF_FALLBACK_ENGINES: []}  # no other TTS engine to offer
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert entry.unique_id == JOE
     assert (entry.version, entry.minor_version) == (1, 2)
@@ -307,7 +326,7 @@ async def test_download_flow(
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == {CONF_VOICE: JOE, CONF_LANGUAGE: "en-US"}
-    assert result["options"] == {CONF_CATALOG_URL: server.base_url}
+    assert result["options"] == {CONF_CATALOG_URL: server.base_url, CONF_FALLBACK_ENGINES: []}
     assert voice_files(voices_dir) == [f"{JOE}.onnx", f"{JOE}.onnx.json"]
     assert (voices_dir / f"{JOE}.onnx").read_bytes() == server.model
     model_path, config_path = server.paths(JOE)
@@ -710,6 +729,7 @@ async def test_options_fallback_chain(
     assert schema is not None
     selector = schema.schema["fallback_engines"].config
     assert own in selector["exclude_entities"]
+    assert selector["reorder"] is True  # the chain's order can be changed by dragging
     for bad in ([own], ["light.kitchen"]):
         with pytest.raises(InvalidData):
             await hass.config_entries.options.async_configure(
@@ -821,3 +841,518 @@ async def test_options_voice_source(
     result = await submit({})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert CONF_CATALOG_URL not in entry.options
+
+
+# -- fallback engines -------------------------------------------------------------------------
+
+ALICIA = "tts.alicia_tts_joe_en_us_medium"
+PIPER = "tts.piper"
+MESSAGE = "The washing machine has finished."
+
+
+async def to_fallback(hass: HomeAssistant) -> Result:
+    """Language, then the packaged joe voice: the fallback step (or the entry)."""
+    return await choose(hass, await language(hass, await start(hass)), JOE)
+
+
+def fields(result: Result) -> list[str]:
+    """The names of a form's fields."""
+    schema = result["data_schema"]
+    assert schema is not None
+    return [str(marker.schema) for marker in schema.schema]
+
+
+def suggested(result: Result, field: str) -> Any:
+    """A field's suggested value."""
+    schema = result["data_schema"]
+    assert schema is not None
+    marker = next(m for m in schema.schema if m.schema == field)
+    return (marker.description or {}).get("suggested_value")
+
+
+@pytest.fixture
+async def piper_server(socket_enabled: None) -> AsyncGenerator[PiperAppServer]:
+    """A Wyoming Piper server on loopback (a Piper app or container added by the user)."""
+    server = PiperAppServer()
+    await server.open()
+    await server.serve()
+    yield server
+    await server.close()
+
+
+async def add_wyoming(hass: HomeAssistant, host: str, port: int) -> MockConfigEntry:
+    """HA's real wyoming integration, set up for a server."""
+    entry = MockConfigEntry(domain=app.WYOMING, data={"host": host, "port": port}, title="piper")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def test_fallback_step_lists_engines(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    engines: dict[str, Any],
+    piper_server: PiperAppServer,
+    voices_dir: Path,
+    joe_files: tuple[Path, Path],
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Local engines first, each marked; Alicia's own left out; the picked order is the chain."""
+    await add_wyoming(hass, "127.0.0.1", piper_server.port)
+    # An engine without a registry entry, and one of an integration that is gone: cloud.
+    anonymous = FakeEngine("Anonymous", "ok")
+    anonymous._attr_unique_id = None
+    await async_setup_engines(hass, [anonymous])
+    entity_registry.async_get_or_create("tts", "gone_integration", "x", suggested_object_id="gone")
+    hass.states.async_set("tts.gone", "unknown", {"friendly_name": "Gone"})
+    install_named_voice(voices_dir, "en_GB-alan-medium", joe_files, name="alan", code="en_GB")
+
+    result = await choose(
+        hass, await language(hass, await start(hass), "en-GB"), "en_GB-alan-medium"
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "fallback"
+    assert fields(result) == [CONF_FALLBACK_ENGINES]  # no Supervisor: no app offer
+    options = form_options(result, CONF_FALLBACK_ENGINES)
+    assert options[0] == {"value": PIPER, "label": f"piper (local, {PIPER})"}
+    assert [o["value"] for o in options[1:]] == [
+        "tts.anonymous", "tts.failing", "tts.gone", "tts.slow", "tts.streaming", "tts.working",
+    ]  # fmt: skip
+    assert all("(cloud, " in o["label"] for o in options[1:])
+    assert ALICIA not in [o["value"] for o in options]
+    assert suggested(result, CONF_FALLBACK_ENGINES) == [PIPER]
+    with pytest.raises(InvalidData):  # only the listed engines
+        await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_FALLBACK_ENGINES: [ALICIA]}
+        )
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_FALLBACK_ENGINES: ["tts.working", PIPER]}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert "next_flow" not in result
+    entry = result["result"]
+    assert entry.options == {CONF_FALLBACK_ENGINES: ["tts.working", PIPER]}
+    assert entry.runtime_data.chain.fallbacks == ["tts.working", PIPER]
+
+
+async def test_fallback_step_nothing_chosen(
+    hass: HomeAssistant, setup_ha: None, engines: dict[str, Any]
+) -> None:
+    """Nothing picked (or the field not sent): an empty chain; nothing local is suggested."""
+    result = await to_fallback(hass)
+    assert suggested(result, CONF_FALLBACK_ENGINES) == []
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["options"] == {CONF_FALLBACK_ENGINES: []}
+
+
+async def test_app_offer_follows_local_piper(
+    hass: HomeAssistant, setup_ha: None, app_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a Supervisor install the app is offered: ticked only when local Piper cannot run."""
+    async with supervisor_installed(hass) as supervisor:
+        result = await to_fallback(hass)
+        assert fields(result) == [CONF_PIPER_APP]  # no other engine yet
+        schema = result["data_schema"]
+        assert schema is not None
+        assert schema({})[CONF_PIPER_APP] is False  # real Piper runs here
+        hass.config_entries.flow.async_abort(result["flow_id"])
+
+        monkeypatch.setenv(ENV_BACKEND, "none-here")  # now in-process Piper cannot run
+        result = await to_fallback(hass)
+        schema = result["data_schema"]
+        assert schema is not None
+        assert schema({})[CONF_PIPER_APP] is True
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_PIPER_APP: False}
+        )
+        await hass.async_block_till_done()
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert "next_flow" not in result  # declined: nothing is installed
+    assert supervisor.calls == []
+
+
+async def test_app_offer_hidden_when_the_app_is_set_up(
+    hass: HomeAssistant, setup_ha: None, app_env: None
+) -> None:
+    """The app already added through wyoming: it is listed (local, suggested), not offered."""
+    async with supervisor_installed(hass, state=RUNNING) as supervisor:
+        await add_wyoming(hass, app.APP_HOST, app.APP_PORT)
+        result = await to_fallback(hass)
+        assert fields(result) == [CONF_FALLBACK_ENGINES]
+        assert suggested(result, CONF_FALLBACK_ENGINES) == [PIPER]
+        hass.config_entries.flow.async_abort(result["flow_id"])
+    assert supervisor.calls == []
+
+
+# -- the Piper app ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_env(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback sockets for the app's server; its announcement polled every 10 ms, 5 times."""
+    monkeypatch.setattr(app, "START_POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(app, "START_POLL_ROUNDS", 5)
+    monkeypatch.setattr(app, "FLOW_WAIT_INTERVAL", 0.01)
+    monkeypatch.setattr(app, "FLOW_WAIT_ROUNDS", 20)
+
+
+@pytest.fixture
+def local_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process Piper cannot run (as on a first set-up without network for its packages)."""
+    monkeypatch.setenv(ENV_BACKEND, "none-here")
+
+
+async def follow_app_flow(hass: HomeAssistant, flow_id: str) -> tuple[Result, list[str]]:
+    """Follow the app's flow as the dialog does, to its end; the progress messages shown."""
+    actions: list[str] = []
+    result: Result = await hass.config_entries.flow.async_configure(flow_id)
+    while result["type"] is FlowResultType.SHOW_PROGRESS:
+        actions.append(result["progress_action"])
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(flow_id)
+    return result, actions
+
+
+async def create_with_app(
+    hass: HomeAssistant, result: Result | None = None, engines: list[str] | None = None
+) -> tuple[ConfigEntryT, str]:
+    """The config flow with the app's offer taken: the new entry and the app's flow id."""
+    result = result or await to_fallback(hass)
+    assert result["step_id"] == "fallback"
+    user_input: dict[str, Any] = {CONF_PIPER_APP: True}
+    if engines is not None:
+        user_input[CONF_FALLBACK_ENGINES] = engines
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    flow_type, flow_id = result["next_flow"]
+    assert flow_type == FlowType.CONFIG_FLOW
+    return result["result"], flow_id
+
+
+type ConfigEntryT = config_entries.ConfigEntry[Any]
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Wait (at most 5 s) until a condition holds."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def advance_to(hass: HomeAssistant, flow_id: str, action: str) -> None:
+    """Take the app's flow on (as the dialog does) until it shows the given progress."""
+    for _ in range(500):
+        result = await hass.config_entries.flow.async_configure(flow_id)
+        if result["type"] is FlowResultType.SHOW_PROGRESS and result["progress_action"] == action:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the flow did not reach {action}")
+
+
+def wyoming_flows(hass: HomeAssistant) -> list[Any]:
+    """Wyoming flows in progress."""
+    return list(hass.config_entries.flow.async_progress_by_handler(app.WYOMING))
+
+
+async def test_ha_os_first_setup_without_network(
+    hass: HomeAssistant, setup_ha: None, local_unavailable: None, app_env: None
+) -> None:
+    """One pass: the offer is ticked, the app is installed, started, added and then speaks."""
+    async with supervisor_installed(hass) as supervisor:
+        result = await to_fallback(hass)
+        schema = result["data_schema"]
+        assert schema is not None
+        assert schema({})[CONF_PIPER_APP] is True
+        entry, flow_id = await create_with_app(hass, result)
+        assert entry.runtime_data.engine is None  # local Piper cannot speak
+        assert entry.options == {CONF_FALLBACK_ENGINES: []}
+
+        result, actions = await follow_app_flow(hass, flow_id)
+        assert actions == ["check_app", "install_app", "start_app", "connect_app"]
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "app_ready"
+        assert placeholders(result) == {"engine": PIPER}
+
+        # The app's own discovery flow was confirmed (no second entry, nothing left pending).
+        (wyoming,) = hass.config_entries.async_entries(app.WYOMING)
+        assert wyoming.source == config_entries.SOURCE_HASSIO
+        assert wyoming.unique_id == supervisor.messages[0].uuid.hex
+        assert wyoming_flows(hass) == []
+        assert supervisor.calls.count("install") == 1
+        assert supervisor.calls.count("start") == 1
+        assert "uninstall" not in supervisor.calls
+        assert "stop" not in supervisor.calls
+        assert supervisor.state == RUNNING
+
+        # The entry: the app first in its chain, remembered as installed by Alicia.
+        assert entry.options == {CONF_FALLBACK_ENGINES: [PIPER]}
+        assert entry.data[CONF_PIPER_APP_INSTALLED] is True
+        assert entry.runtime_data.chain.fallbacks == [PIPER]
+        diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+        assert diagnostics["piper_app"] == {"slug": "core_piper", "installed_by_alicia": True}
+
+        # Never silent: the Alicia entity speaks through the app, in HA's tts path and on the
+        # speaker path (both convert the app's audio, so its length is what can be compared).
+        extension, data = await tts.async_get_media_source_audio(
+            hass,
+            tts.generate_media_source_id(
+                hass, MESSAGE, ALICIA, "en-US", options={"preferred_format": "wav"}, cache=False
+            ),
+        )
+        assert extension == "wav"
+        assert len(data) > len(PCM) // 2
+        item = await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "wav")
+        await item.buffer.wait_done()
+        assert item.source == PIPER
+        assert len(item.buffer.getvalue()) > 1000
+        assert supervisor.server.texts == [MESSAGE, MESSAGE]
+
+
+async def test_app_installed_and_stopped(
+    hass: HomeAssistant, setup_ha: None, app_env: None, engines: dict[str, Any]
+) -> None:
+    """An installed app is started, not installed; chosen engines follow it in the chain."""
+    async with supervisor_installed(hass, state=STOPPED) as supervisor:
+        entry, flow_id = await create_with_app(hass, engines=["tts.working"])
+        result, actions = await follow_app_flow(hass, flow_id)
+        assert actions == ["check_app", "start_app", "connect_app"]
+        assert result["reason"] == "app_ready"
+        assert "install" not in supervisor.calls
+        assert CONF_PIPER_APP_INSTALLED not in entry.data  # not installed by Alicia
+        assert entry.options[CONF_FALLBACK_ENGINES] == [PIPER, "tts.working"]
+        diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+        assert "piper_app" not in diagnostics
+
+
+async def test_app_running_with_pending_discovery(
+    hass: HomeAssistant, setup_ha: None, app_env: None
+) -> None:
+    """A running app that announced itself earlier: its waiting discovery is confirmed."""
+    async with supervisor_installed(hass, state=RUNNING) as supervisor:
+        supervisor.send_discovery()
+        await wait_for(lambda: app.pending_discovery(hass) is not None)
+        _, flow_id = await create_with_app(hass)
+        result, actions = await follow_app_flow(hass, flow_id)
+        assert actions == ["check_app", "connect_app"]
+        assert result["reason"] == "app_ready"
+        assert "start" not in supervisor.calls
+        assert hass.config_entries.async_entries(app.WYOMING)[0].source == "hassio"
+        assert wyoming_flows(hass) == []
+
+
+async def test_app_stopped_with_earlier_discovery(
+    hass: HomeAssistant, setup_ha: None, app_env: None
+) -> None:
+    """Stopped, but its discovery from an earlier run still waits: that one is confirmed."""
+    async with supervisor_installed(hass, state=STOPPED, announce=False) as supervisor:
+        supervisor.send_discovery()
+        await wait_for(lambda: app.pending_discovery(hass) is not None)
+        entry, flow_id = await create_with_app(hass)
+        result, actions = await follow_app_flow(hass, flow_id)
+        assert "start_app" in actions
+        assert result["reason"] == "app_ready"
+        assert hass.config_entries.async_entries(app.WYOMING)[0].source == "hassio"
+        assert entry.options[CONF_FALLBACK_ENGINES] == [PIPER]
+
+
+@pytest.mark.parametrize(
+    ("state", "announce", "push"),
+    [
+        (RUNNING, False, False),  # running, never announced: its address is added directly
+        (STOPPED, False, False),  # started, never announces: the wait ends, the address works
+        (STOPPED, True, False),  # announced to the Supervisor only: no flow to confirm
+    ],
+)
+async def test_app_added_by_address(
+    hass: HomeAssistant,
+    setup_ha: None,
+    app_env: None,
+    state: str,
+    announce: bool,
+    push: bool,
+) -> None:
+    """Without a discovery flow, the wyoming entry for the app's address is created."""
+    async with supervisor_installed(hass, state=state, announce=announce, push=push):
+        entry, flow_id = await create_with_app(hass)
+        result, _ = await follow_app_flow(hass, flow_id)
+        assert result["reason"] == "app_ready"
+        (wyoming,) = hass.config_entries.async_entries(app.WYOMING)
+        assert wyoming.source == config_entries.SOURCE_USER
+        assert wyoming.data == {"host": app.APP_HOST, "port": app.APP_PORT}
+        assert entry.options[CONF_FALLBACK_ENGINES] == [PIPER]
+
+
+async def test_app_already_added(
+    hass: HomeAssistant, setup_ha: None, app_env: None, engines: dict[str, Any]
+) -> None:
+    """Added meanwhile (another flow): its entry is used; the app is not in the chain twice."""
+    async with supervisor_installed(hass, state=RUNNING) as supervisor:
+        entry, flow_id = await create_with_app(hass)
+        await add_wyoming(hass, app.APP_HOST, app.APP_PORT)
+        hass.config_entries.async_update_entry(
+            entry, options={CONF_FALLBACK_ENGINES: ["tts.working", PIPER]}
+        )
+        result, actions = await follow_app_flow(hass, flow_id)
+        assert actions[-1] == "connect_app"
+        assert result["reason"] == "app_ready"
+        assert "start" not in supervisor.calls
+        assert len(hass.config_entries.async_entries(app.WYOMING)) == 1
+        assert entry.options[CONF_FALLBACK_ENGINES] == [PIPER, "tts.working"]
+
+
+async def test_one_install_for_two_flows(
+    hass: HomeAssistant, setup_ha: None, app_env: None
+) -> None:
+    """A second set-up while the app installs joins it; closing a dialog does not stop it."""
+    gate = asyncio.Event()
+    async with supervisor_installed(hass, gate=gate) as supervisor:
+        entry, first = await create_with_app(hass)
+        second = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": "piper_app", "entry_id": entry.entry_id}
+        )
+        # Both asked the Supervisor (not installed) and wait in the one install.
+        for flow_id in (first, second["flow_id"]):
+            await advance_to(hass, flow_id, "install_app")
+        await wait_for(lambda: supervisor.state == "installing")
+        assert supervisor.calls.count("store_info") == 2
+        hass.config_entries.flow.async_abort(first)  # one dialog closed mid-install
+        gate.set()
+        end, _ = await follow_app_flow(hass, second["flow_id"])
+        assert end["reason"] == "app_ready"
+        assert supervisor.calls.count("install") == 1
+        assert entry.data[CONF_PIPER_APP_INSTALLED] is True
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason", "error"),
+    [
+        ({"fail": {"store_info": supervisor_error("Supervisor busy")}}, "app_info_failed",
+         "Failed to get the Piper app info: Supervisor busy"),
+        ({"available": False}, "app_not_available", ""),
+        ({"fail": {"install": supervisor_error("no space left")}}, "app_install_failed",
+         "Failed to install the Piper app: no space left"),
+        ({"fail": {"start": supervisor_error("port in use")}}, "app_start_failed",
+         "Failed to start the Piper app: port in use"),
+        ({"fail": {"store_info": RuntimeError("boom")}}, "app_unknown_error", "boom"),
+        ({"fail": {"store_info": RuntimeError()}}, "app_unknown_error", "RuntimeError"),
+    ],
+)  # fmt: skip
+async def test_app_failures_keep_the_entry(
+    hass: HomeAssistant,
+    setup_ha: None,
+    app_env: None,
+    engines: dict[str, Any],
+    setup: dict[str, Any],
+    reason: str,
+    error: str,
+) -> None:
+    """Each failure aborts with its reason; the entry keeps working with what was chosen."""
+    async with supervisor_installed(hass, **setup) as supervisor:
+        entry, flow_id = await create_with_app(hass, engines=["tts.working"])
+        result, _ = await follow_app_flow(hass, flow_id)
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == reason
+        assert placeholders(result)["error"] == error
+        assert placeholders(result)["address"] == app.address()
+        assert entry.state is config_entries.ConfigEntryState.LOADED
+        assert entry.options == {CONF_FALLBACK_ENGINES: ["tts.working"]}
+        assert entry.runtime_data.chain.fallbacks == ["tts.working"]
+        assert hass.config_entries.async_entries(app.WYOMING) == []
+        assert "uninstall" not in supervisor.calls
+        # Installed by Alicia only if the install itself went through.
+        installed = reason == "app_start_failed"
+        assert entry.data.get(CONF_PIPER_APP_INSTALLED, False) is installed
+
+
+async def test_app_unreachable_after_its_announcement(
+    hass: HomeAssistant, setup_ha: None, app_env: None
+) -> None:
+    """The app announced itself but does not answer: its discovery stays for the user."""
+    async with supervisor_installed(hass, state=STOPPED) as supervisor:
+        supervisor.server.broken = True  # the app starts, its service never answers
+        entry, flow_id = await create_with_app(hass)
+        result, _ = await follow_app_flow(hass, flow_id)  # wyoming retries for about 8 s
+        assert result["reason"] == "app_connect_failed"
+        assert placeholders(result)["error"] == "cannot_connect"
+        assert placeholders(result)["address"] == f"127.0.0.1:{supervisor.server.port}"
+        assert [f["context"]["source"] for f in wyoming_flows(hass)] == ["hassio"]
+        assert entry.options == {CONF_FALLBACK_ENGINES: []}
+
+
+async def test_app_unreachable_by_address(
+    hass: HomeAssistant, setup_ha: None, app_env: None
+) -> None:
+    """Nothing announced and nothing answers: the flow Alicia started is not left behind."""
+    async with supervisor_installed(hass, state=STOPPED, announce=False) as supervisor:
+        supervisor.server.broken = True
+        _, flow_id = await create_with_app(hass)
+        result, _ = await follow_app_flow(hass, flow_id)  # wyoming retries for about 8 s
+        assert result["reason"] == "app_connect_failed"
+        assert wyoming_flows(hass) == []
+        assert hass.config_entries.async_entries(app.WYOMING) == []
+
+
+@pytest.mark.parametrize("services", ["asr", "none"])
+async def test_app_without_tts(
+    hass: HomeAssistant, setup_ha: None, app_env: None, services: str
+) -> None:
+    """A service that offers no text-to-speech is refused with its own reason."""
+    async with supervisor_installed(hass, services=services, state=STOPPED, announce=False):
+        entry, flow_id = await create_with_app(hass)
+        result, _ = await follow_app_flow(hass, flow_id)
+        assert result["reason"] == "app_no_tts"
+        assert entry.options == {CONF_FALLBACK_ENGINES: []}
+
+
+async def test_app_flow_without_its_entry(
+    hass: HomeAssistant, setup_ha: None, app_env: None
+) -> None:
+    """No Supervisor, or the entry is gone (never there, removed meanwhile): nothing changes."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": "piper_app", "entry_id": "nope"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "app_no_supervisor"
+    async with supervisor_installed(hass, state=RUNNING) as supervisor:
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": "piper_app", "entry_id": "nope"}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "app_entry_missing"
+
+        gate = asyncio.Event()
+        supervisor.state = "not_installed"
+        supervisor.gate = gate
+        entry, flow_id = await create_with_app(hass)
+        await advance_to(hass, flow_id, "install_app")
+        await wait_for(lambda: supervisor.state == "installing")
+        assert await hass.config_entries.async_remove(entry.entry_id)
+        gate.set()
+        end, _ = await follow_app_flow(hass, flow_id)
+        assert end["reason"] == "app_entry_missing"
+        assert "uninstall" not in supervisor.calls
+
+
+def test_app_texts_exist() -> None:
+    """Every progress message and abort reason of the app's set-up has its text."""
+    strings = json.loads(
+        (Path(config_flow.__file__).parent / "strings.json").read_text(encoding="utf-8")
+    )["config"]
+    for action in ("check_app", "install_app", "start_app", "connect_app"):
+        assert action in strings["progress"]
+    for step in ("fallback", "piper_app", "install_app", "start_app", "connect_app"):
+        assert step in strings["step"]
+    for reason in (
+        "app_ready", "app_no_supervisor", "app_entry_missing", "app_info_failed",
+        "app_not_available", "app_install_failed", "app_start_failed", "app_connect_failed",
+        "app_no_tts", "app_unknown_error",
+    ):  # fmt: skip
+        assert reason in strings["abort"]
+    assert set(strings["step"]["fallback"]["data"]) == {CONF_FALLBACK_ENGINES, CONF_PIPER_APP}

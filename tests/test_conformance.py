@@ -331,7 +331,11 @@ FAILURES: dict[str, tuple[str, Breaker, str]] = {
     "hacs-ha-type": ("check_hacs_json", _hacs(homeassistant=2026.1), "must be a string"),
     "hacs-hacs-version": ("check_hacs_json", _hacs(hacs="new"), "'hacs' 'new' is not"),
     "hacs-bool-type": ("check_hacs_json", _hacs(render_readme="yes"), "must be true or false"),
-    "hacs-zip-no-file": ("check_hacs_json", _hacs(zip_release=True), "needs 'filename'"),
+    "hacs-zip-no-file": (
+        "check_hacs_json",
+        _hacs(zip_release=True, filename=None),
+        "needs 'filename'",
+    ),
     "hacs-country": ("check_hacs_json", _hacs(country=["USA"]), "'USA' is not a two-letter"),
     "hacs-country-type": ("check_hacs_json", _hacs(country=1), "a string or a list"),
     # manifest.json

@@ -1,8 +1,14 @@
 """Config, reconfigure and options flows for Alicia TTS.
 
 Config flow: language -> voice (installed voices first, then downloadable ones with quality and
-size) -> download with live progress (only for a voice that is not installed) -> entry. The
-reconfigure flow runs the same steps to change an entry's voice. The options flow sets the
+size) -> download with live progress (only for a voice that is not installed) -> fallback
+engines (the TTS entities already in Home Assistant, local ones first; on a Supervisor install
+also the offer to set up the Piper app) -> entry. When the offer was taken, the entry's
+creation hands over to a second flow of this handler (source ``piper_app``, HA's ``next_flow``):
+check -> install -> start -> connect the Piper app, with progress, then it becomes the entry's
+first fallback engine; its failures abort with their reason and leave the entry as it was.
+
+The reconfigure flow runs the voice steps to change an entry's voice. The options flow sets the
 engine chain, how speakers get audio, the entry's engine defaults and the voice source.
 
 The voice list comes from the voices folder, the packaged test voice and the voice catalogue
@@ -10,7 +16,8 @@ The voice list comes from the voices folder, the packaged test voice and the voi
 """
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 import logging
 from pathlib import Path
 from typing import Any, Final
@@ -20,12 +27,14 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    FlowType,
     OptionsFlowWithReload,
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.hassio import is_hassio
 from homeassistant.helpers.selector import (
     BooleanSelector,
     EntitySelector,
@@ -41,11 +50,14 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.helpers.typing import UNDEFINED, UndefinedType
+from homeassistant.loader import IntegrationNotFound, async_get_integration
 import voluptuous as vol
 from yarl import URL
 
-from .backends import AUTO, BACKENDS
+from . import app
+from .backends import AUTO, BACKENDS, StackUnavailableError, choose_backend, open_runner
 from .catalog import (
     CACHED_CATALOG,
     DEFAULT_CATALOG_URL,
@@ -67,6 +79,7 @@ from .const import (
     CONF_FALLBACK_ENGINES,
     CONF_FIRST_AUDIO_TIMEOUT,
     CONF_LANGUAGE,
+    CONF_PIPER_APP_INSTALLED,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
     DEFAULT_BREAKER_COOLDOWN,
@@ -78,6 +91,7 @@ from .const import (
 from .defaults import ENGINE_DEFAULT_KEYS
 from .download import DownloadError, async_download_voice
 from .engine import OPTION_RANGES
+from .local_stack import espeak_assets
 from .voices import VoiceInfo, discover_voices, read_voice_info
 
 _LOGGER = logging.getLogger(__name__)
@@ -87,12 +101,22 @@ SECTION_SOURCE: Final = "voice_source"
 SECTION_DEFAULTS: Final = "voice_defaults"
 # A flow action, not an option: fetch the catalogue from the voice source now.
 CONF_REFRESH_CATALOG: Final = "refresh_catalog"
+# A flow action, not an option (Supervisor installs): set up the Piper app as a fallback engine.
+CONF_PIPER_APP: Final = "piper_app"
 
 STEP_LANGUAGE: Final = "user"
 STEP_RECONFIGURE: Final = "reconfigure"
 STEP_VOICE: Final = "voice"
 STEP_DOWNLOAD: Final = "download"
 STEP_FINISH: Final = "finish"
+STEP_FALLBACK: Final = "fallback"
+# The Piper app's flow: its source (its first step) and its steps.
+SOURCE_PIPER_APP: Final = "piper_app"
+STEP_INSTALL_APP: Final = "install_app"
+STEP_START_APP: Final = "start_app"
+STEP_CONNECT_APP: Final = "connect_app"
+STEP_APP_READY: Final = "app_ready"
+STEP_APP_FAILED: Final = "app_failed"
 
 # Marks a voice that is downloaded first (the label also shows its size).
 DOWNLOAD_MARK: Final = "\u2193"
@@ -220,6 +244,71 @@ def voice_options(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class EngineChoice:
+    """A TTS entity that can be a fallback engine, and whether it runs in the home."""
+
+    entity_id: str
+    name: str
+    local: bool
+
+
+async def _async_is_local(hass: HomeAssistant, platform: str | None) -> bool:
+    """Whether an integration's engine runs in the home: its ``iot_class`` is ``local_*``.
+
+    Anything else, or unknown, counts as cloud: text may leave the house through it.
+    """
+    if platform is None:
+        return False
+    try:
+        integration = await async_get_integration(hass, platform)
+    except IntegrationNotFound:
+        return False
+    return str(integration.iot_class or "").startswith("local")
+
+
+async def async_engine_choices(hass: HomeAssistant) -> list[EngineChoice]:
+    """The TTS entities of other integrations, local ones first, then by name.
+
+    Alicia's own entities are left out: where local Piper cannot run, none of them can.
+    """
+    registry = er.async_get(hass)
+    choices: list[EngineChoice] = []
+    for state in hass.states.async_all("tts"):
+        item = registry.async_get(state.entity_id)
+        platform = item.platform if item is not None else None
+        if platform == DOMAIN:
+            continue
+        local = await _async_is_local(hass, platform)
+        choices.append(EngineChoice(state.entity_id, state.name, local))
+    return sorted(choices, key=lambda c: (not c.local, c.name.casefold(), c.entity_id))
+
+
+async def async_engine_options(
+    hass: HomeAssistant, choices: list[EngineChoice]
+) -> list[SelectOptionDict]:
+    """Select options for the engines: name, "local" or "cloud" (translated), entity id."""
+    words = await async_get_translations(hass, hass.config.language, "selector", {DOMAIN})
+    prefix = f"component.{DOMAIN}.selector.engine_kind.options."
+    options: list[SelectOptionDict] = []
+    for choice in choices:
+        kind = "local" if choice.local else "cloud"
+        label = f"{choice.name} ({words.get(prefix + kind, kind)}, {choice.entity_id})"
+        options.append(SelectOptionDict(value=choice.entity_id, label=label))
+    return options
+
+
+def local_piper_available(config_dir: str) -> bool:
+    """Whether in-process Piper can run here now: a backend and a phonemizer (blocking)."""
+    try:
+        choose_backend()
+        open_runner(None, espeak_assets(Path(config_dir)))
+    except StackUnavailableError as err:
+        _LOGGER.debug("In-process Piper cannot run here: %s", err)
+        return False
+    return True
+
+
 def source_schema(url: str) -> vol.Schema:
     """Fields of the "voice source" section (config, reconfigure and options flows)."""
     return vol.Schema(
@@ -261,6 +350,13 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
         self._download_error: DownloadError | None = None
         self._downloaded: VoiceInfo | None = None
         self._last_progress = 0.0
+        self._info: VoiceInfo | None = None  # the voice of the entry to create
+        self._local_available: bool | None = None
+        self._use_app = False
+        # The Piper app's flow.
+        self._app_task: asyncio.Task[str] | None = None
+        self._app_failure: app.AppError | None = None
+        self._app_entity: str | None = None
 
     @staticmethod
     @callback
@@ -500,10 +596,182 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_update_reload_and_abort(
                 entry, unique_id=info.key, title=title, data=data, options=options
             )
+        self._info = info
+        return await self.async_step_fallback()
+
+    # -- fallback engines --------------------------------------------------------------------
+
+    async def async_step_fallback(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the fallback engines (and, on a Supervisor install, the Piper app)."""
+        info = self._info
+        assert info is not None
+        choices = await async_engine_choices(self.hass)
+        offer_app = is_hassio(self.hass) and app.app_tts_entity(self.hass) is None
+        if user_input is None and (choices or offer_app):
+            return await self._async_fallback_form(choices, offer_app)
+        user_input = user_input or {}
+        self._use_app = offer_app and bool(user_input.get(CONF_PIPER_APP))
+        options: dict[str, Any] = {
+            CONF_FALLBACK_ENGINES: list(user_input.get(CONF_FALLBACK_ENGINES) or [])
+        }
+        if self._catalog_url != DEFAULT_CATALOG_URL:
+            options[CONF_CATALOG_URL] = self._catalog_url
         return self.async_create_entry(
             title=info.display_name,
-            data=data,
-            options={CONF_CATALOG_URL: custom_url} if custom_url else {},
+            data={CONF_VOICE: info.key, CONF_LANGUAGE: info.language},
+            options=options,
+        )
+
+    async def _async_fallback_form(
+        self, choices: list[EngineChoice], offer_app: bool
+    ) -> ConfigFlowResult:
+        fields: dict[vol.Marker, Any] = {}
+        if choices:
+            # Local engines are suggested (text stays in the home); nothing is chosen unasked
+            # for clients that do not send the field.
+            local = [c.entity_id for c in choices if c.local]
+            field = vol.Optional(CONF_FALLBACK_ENGINES, description={"suggested_value": local})
+            fields[field] = SelectSelector(
+                SelectSelectorConfig(
+                    options=await async_engine_options(self.hass, choices),
+                    multiple=True,
+                    sort=False,
+                    mode=SelectSelectorMode.DROPDOWN,
+                )
+            )
+        if offer_app:
+            if self._local_available is None:
+                self._local_available = await self.hass.async_add_executor_job(
+                    local_piper_available, self.hass.config.config_dir
+                )
+            fields[vol.Optional(CONF_PIPER_APP, default=not self._local_available)] = (
+                BooleanSelector()
+            )
+        return self.async_show_form(step_id=STEP_FALLBACK, data_schema=vol.Schema(fields))
+
+    async def async_on_create_entry(self, result: ConfigFlowResult) -> ConfigFlowResult:
+        """The entry exists: continue with the Piper app's flow if it was asked for."""
+        if self._use_app:
+            entry = result["result"]
+            flow = await self.hass.config_entries.flow.async_init(
+                DOMAIN, context={"source": SOURCE_PIPER_APP, "entry_id": entry.entry_id}
+            )
+            result["next_flow"] = (FlowType.CONFIG_FLOW, flow["flow_id"])
+        return result
+
+    # -- the Piper app (a flow of its own, after the entry exists) ----------------------------
+
+    def _alicia_entry(self) -> ConfigEntry | None:
+        return self.hass.config_entries.async_get_entry(self.context.get("entry_id", ""))
+
+    async def async_step_piper_app(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask the Supervisor about the Piper app, then install, start or connect it."""
+        if not is_hassio(self.hass):
+            return self.async_abort(reason="app_no_supervisor")
+        if self._alicia_entry() is None:
+            return self.async_abort(reason="app_entry_missing")
+        return await self._async_app_step(SOURCE_PIPER_APP, "check_app", self._async_check_app)
+
+    async def async_step_install_app(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Install the Piper app (progress)."""
+        return await self._async_app_step(STEP_INSTALL_APP, STEP_INSTALL_APP, self._async_install)
+
+    async def async_step_start_app(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Start the Piper app and wait for it to announce itself (progress)."""
+        return await self._async_app_step(STEP_START_APP, STEP_START_APP, self._async_start)
+
+    async def async_step_connect_app(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Add the Piper app through the Wyoming Protocol integration (progress)."""
+        return await self._async_app_step(STEP_CONNECT_APP, STEP_CONNECT_APP, self._async_connect)
+
+    async def _async_app_step(
+        self, step_id: str, action: str, work: Callable[[], Coroutine[Any, Any, str]]
+    ) -> ConfigFlowResult:
+        """Run one part of the app's set-up with a progress message; then go on or fail."""
+        if self._app_task is None:
+            # Not started eagerly: the first answer is always the progress form.
+            self._app_task = self.hass.async_create_task(
+                work(), f"{DOMAIN} {step_id}", eager_start=False
+            )
+        if not self._app_task.done():
+            return self.async_show_progress(
+                step_id=step_id,
+                progress_action=action,
+                progress_task=self._app_task,
+                description_placeholders={"address": app.address()},
+            )
+        task, self._app_task = self._app_task, None
+        try:
+            next_step = task.result()
+        except app.AppError as err:
+            _LOGGER.warning("Setting up the Piper app failed: %s", err)
+            self._app_failure = err
+            return self.async_show_progress_done(next_step_id=STEP_APP_FAILED)
+        except Exception as err:  # shown as the abort reason; the entry is not touched
+            _LOGGER.exception("Unexpected error while setting up the Piper app")
+            self._app_failure = app.AppError("app_unknown_error", str(err) or type(err).__name__)
+            return self.async_show_progress_done(next_step_id=STEP_APP_FAILED)
+        return self.async_show_progress_done(next_step_id=next_step)
+
+    async def _async_check_app(self) -> str:
+        state = await app.async_app_state(self.hass)
+        if state == app.UNAVAILABLE:
+            raise app.AppError("app_not_available")
+        return {app.RUNNING: STEP_CONNECT_APP, app.STOPPED: STEP_START_APP}.get(
+            state, STEP_INSTALL_APP
+        )
+
+    async def _async_install(self) -> str:
+        await app.async_install(self.hass)
+        # Remembered at once (diagnostics say so): Alicia installed it, even if it never starts.
+        if (entry := self._alicia_entry()) is not None:
+            self.hass.config_entries.async_update_entry(
+                entry, data={**entry.data, CONF_PIPER_APP_INSTALLED: True}
+            )
+        return STEP_START_APP
+
+    async def _async_start(self) -> str:
+        await app.async_start(self.hass)
+        return STEP_CONNECT_APP
+
+    async def _async_connect(self) -> str:
+        self._app_entity = await app.async_connect(self.hass)
+        return STEP_APP_READY
+
+    async def async_step_app_ready(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The app speaks: put its TTS entity first in the entry's chain, reload the entry."""
+        engine = self._app_entity
+        assert engine is not None
+        if (entry := self._alicia_entry()) is None:
+            return self.async_abort(reason="app_entry_missing")
+        others = [e for e in entry.options.get(CONF_FALLBACK_ENGINES, []) if e != engine]
+        self.hass.config_entries.async_update_entry(
+            entry, options={**entry.options, CONF_FALLBACK_ENGINES: [engine, *others]}
+        )
+        await self.hass.config_entries.async_reload(entry.entry_id)
+        return self.async_abort(reason=STEP_APP_READY, description_placeholders={"engine": engine})
+
+    async def async_step_app_failed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A part of the app's set-up failed: say why (the entry stays as it was)."""
+        failure = self._app_failure
+        assert failure is not None
+        return self.async_abort(
+            reason=failure.reason,
+            description_placeholders={"error": failure.error, "address": app.address()},
         )
 
 
@@ -588,7 +856,9 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
         schema = vol.Schema(
             {
                 vol.Optional(CONF_FALLBACK_ENGINES, default=[]): EntitySelector(
-                    EntitySelectorConfig(domain="tts", multiple=True, exclude_entities=own_ids)
+                    EntitySelectorConfig(
+                        domain="tts", multiple=True, reorder=True, exclude_entities=own_ids
+                    )
                 ),
                 vol.Required(CONF_ENGINE, default=LOCAL): SelectSelector(
                     SelectSelectorConfig(

@@ -12,6 +12,7 @@ from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 
 from .chain import LOCAL
+from .const import CONF_PIPER_APP_INSTALLED
 from .delivery import async_get_store
 from .models import AliciaConfigEntry
 
@@ -37,7 +38,7 @@ async def async_get_config_entry_diagnostics(
     facts = await hass.async_add_executor_job(_platform_facts)
     facts["home_assistant"] = HA_VERSION
     facts["piper_loaded"] = engine is not None
-    return {
+    diagnostics: dict[str, Any] = {
         "entry": {"data": dict(entry.data), "options": dict(entry.options)},
         "platform": facts,
         "local_engine": {
@@ -86,3 +87,7 @@ async def async_get_config_entry_diagnostics(
             "cache_misses": store.cache_misses,
         },
     }
+    if entry.data.get(CONF_PIPER_APP_INSTALLED):
+        # Alicia installed the Piper app (Supervisor) for this entry; it never uninstalls it.
+        diagnostics["piper_app"] = {"slug": "core_piper", "installed_by_alicia": True}
+    return diagnostics
