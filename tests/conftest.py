@@ -1,8 +1,10 @@
 """Fixtures: a real Home Assistant with the integration, the real joe voice, real Piper."""
 
 from collections.abc import AsyncGenerator, Generator, Mapping
+import os
 from pathlib import Path
 import shutil
+import sys
 from typing import Any
 from unittest.mock import patch
 
@@ -18,6 +20,11 @@ from .engines import FakeEngine, StreamingEngine, async_setup_engines
 from .sonos_double import FakeHousehold, allow_loopback_hosts, soco_reset
 
 JOE = "en_US-joe-medium"
+
+if os.environ.get("ALICIA_TTS_BLOCK_PIPER"):
+    # script/test_musl_path: the musl path on glibc, where neither can be imported.
+    sys.modules["piper"] = None  # type: ignore[assignment]
+    sys.modules["onnxruntime"] = None  # type: ignore[assignment]
 
 
 def entity_state(hass: HomeAssistant, entity_id: str) -> str:
