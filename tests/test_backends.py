@@ -52,7 +52,7 @@ def test_no_backend_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     """Neither backend: the error names both."""
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     monkeypatch.setitem(sys.modules, "numpy", None)
-    with pytest.raises(StackUnavailableError, match="onnxruntime.*numpy"):
+    with pytest.raises(StackUnavailableError, match=r"onnxruntime.*numpy"):
         choose_backend(None)
 
 
