@@ -14,6 +14,14 @@ Each `FakeSonosSpeaker` serves what soco and Home Assistant talk to on a real pl
   ``/status/batterystatus`` on portable models, and full AVTransport/ContentDirectory events.
 * ``/double/status`` (not on real speakers): the speaker's state and every fetch as JSON.
 
+Timing like a real speaker: events (UPnP NOTIFY, websocket ``audioClipStatus``) go out
+``event_delay`` seconds after the change (default ``DEFAULT_EVENT_DELAY``, 100 ms), in order; a
+group change made through a speaker (join, leave) shows in the topology it reports
+(``GetZoneGroupState``, ZoneGroupTopology events) only after that delay, while the speakers
+already play as the new group; ``start_delay`` passes between a complete fetch and the start of
+playing. The clip port can be closed (``websocket=False``) or refuse the handshake
+(``websocket_refuse``). ``event_delay=0`` makes everything immediate.
+
 soco 0.31 always talks to port 1400, so every speaker binds its own loopback address
 (127.0.0.2, 127.0.0.3, ...; 127.0.0.1 is left to soco's event listener and Home Assistant).
 
@@ -36,16 +44,19 @@ plain attributes (``volume``, ``mute``, ``bass``, ``treble``, ``loudness``, ``pl
 ``crossfade``, ``buttons_locked``, ``eq``, ``battery_level``) can be set directly.
 Assertions: ``played``, ``clips``, ``soap_log``, ``faults``, ``transport_history``, ``ws_log``,
 ``notifications``, ``errors`` (bugs in the double), ``transport_state``, ``position()``,
-``status()``. Waiting: ``wait_played``, ``wait_idle``, ``wait_state``, ``wait_for``. Test
+``status()``. Waiting: ``wait_played``, ``wait_idle``, ``wait_state``, ``wait_for``, and the
+household's ``wait_topology`` (``publish_topology`` skips the delay in set-ups). Test
 helpers: ``allow_loopback_hosts`` (after ``socket_enabled``), ``soco_reset``,
 ``soco_forget_topology``.
 
 Run ``python -m tests.sonos_double --speakers 2 --preset Kitchen=radio`` from the repository root
-to serve fake speakers until Ctrl-C; ``--preset ROOM=STATE`` with one of ``PRESETS``.
+to serve fake speakers until Ctrl-C; ``--preset ROOM=STATE`` with one of ``PRESETS``;
+``--event-delay``, ``--start-delay`` and ``--no-websocket`` as above.
 """
 
 import argparse
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 import datetime
@@ -118,6 +129,11 @@ LIVE_PREFIXES: Final = (
 UNSEEKABLE_PREFIXES: Final = (*LIVE_PREFIXES, "x-rincon-mp3radio:")
 
 DEFAULT_HOUSEHOLD_ID: Final = "Sonos_LoopbackDouble0000000001"
+#: How long after a change a speaker's events go out and a group change shows in its topology
+#: (real speakers: about 50 to 500 ms). ``event_delay=0`` makes everything immediate.
+DEFAULT_EVENT_DELAY: Final = 0.1
+#: Clip states after which a clip no longer plays (Sonos ``audioClipState``).
+CLIP_ENDED: Final = frozenset({"DONE", "DISMISSED", "ERROR", "INTERRUPTED"})
 #: Models (by the end of their name) with a TV input and home-theatre EQ (GetEQ/SetEQ).
 SOUNDBAR_MODELS: Final = ("arc", "arc ultra", "beam", "playbar", "playbase", "ray")
 #: Models with a battery (``/status/batterystatus`` reports it).
@@ -531,6 +547,20 @@ class AudioClip:
     volume: int | None
     status: str = "ACTIVE"
     record: PlaybackRecord | None = None
+    #: Every status the clip went through, with its monotonic time.
+    history: list[tuple[str, float]] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        """The clip as the audioClip API describes it."""
+        return {
+            "_objectType": "audioClip",
+            "id": self.id,
+            "name": self.name,
+            "appId": self.app_id,
+            "priority": self.priority,
+            "clipType": self.clip_type,
+            "status": self.status,
+        }
 
 
 @dataclass
@@ -544,6 +574,20 @@ class Subscription:
     seq: int = 0
     last_sent: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    #: Events waiting for their delivery time (loop time, body), delivered in order.
+    outbox: deque[tuple[float, str]] = field(default_factory=deque, repr=False)
+    sender: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+@dataclass(eq=False)
+class WebsocketPeer:
+    """A client of the audioClip websocket; with ``subscribed`` it gets clip status events."""
+
+    ws: web.WebSocketResponse
+    subscribed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    outbox: deque[tuple[float, list[dict[str, Any]]]] = field(default_factory=deque, repr=False)
+    sender: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class UPnPError(Exception):
@@ -880,13 +924,21 @@ class FakeSonosSpeaker:
         playback_speed: float = 0.0,
         software_version: str = "85.0-66270",
         websocket: bool = True,
+        websocket_refuse: int | None = None,
         fetch_timeout: float = 15.0,
         volume: int = 20,
+        event_delay: float = DEFAULT_EVENT_DELAY,
+        start_delay: float = 0.0,
     ) -> None:
         """Describe the speaker; nothing is bound until `start`.
 
         ``playback_speed`` scales how long a fetched file "plays": 0 stops right after
-        decoding, 1.0 plays in real time, 0.1 ten times faster.
+        decoding, 1.0 plays in real time, 0.1 ten times faster. ``event_delay``: seconds
+        between a change and its UPnP/websocket events (and, for the household it founds, until
+        a group change shows in the topology). ``start_delay``: seconds between a complete
+        fetch and the start of playing (transport and clips), as a speaker buffers.
+        ``websocket=False`` leaves the clip port 1443 closed (connections are refused);
+        ``websocket_refuse`` answers the websocket handshake with that HTTP status.
         """
         address = ipaddress.ip_address(ip)
         if not address.is_loopback or address.version != 4:
@@ -902,7 +954,10 @@ class FakeSonosSpeaker:
         self.strict_extension_check = strict_extension_check
         self.playback_speed = playback_speed
         self.websocket_enabled = websocket
+        self.websocket_refuse = websocket_refuse
         self.fetch_timeout = fetch_timeout
+        self.event_delay = event_delay
+        self.start_delay = start_delay
         self.user_agent = f"Linux UPnP/1.0 Sonos/{software_version} ({model_number})"
         octets = address.packed
         self.mac = "00:0E:58:" + ":".join(f"{b:02X}" for b in octets[1:])
@@ -967,6 +1022,7 @@ class FakeSonosSpeaker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tail: asyncio.Task[None] | None = None
         self._websockets: set[web.WebSocketResponse] = set()
+        self._peers: set[WebsocketPeer] = set()
         self._changed = asyncio.Event()
         self._clip_ids = itertools.count(1)
         self._sub_ids = itertools.count(1)
@@ -1007,7 +1063,7 @@ class FakeSonosSpeaker:
         if self._runner is not None:
             return
         if self.household is None:
-            FakeHousehold([self])
+            FakeHousehold([self], event_delay=self.event_delay)
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_get("/xml/device_description.xml", self._handle_description)
         app.router.add_get("/xml/{file}", self._handle_scpd)
@@ -1150,7 +1206,7 @@ class FakeSonosSpeaker:
 
     def _household(self) -> FakeHousehold:
         if self.household is None:
-            FakeHousehold([self])
+            FakeHousehold([self], event_delay=self.event_delay)
         assert self.household is not None
         return self.household
 
@@ -1305,6 +1361,10 @@ class FakeSonosSpeaker:
             self._loaded = None
             self._set_state(STOPPED)
             return
+        if self.start_delay > 0:
+            await asyncio.sleep(self.start_delay)  # buffering: still TRANSITIONING
+            if generation != self._generation:
+                return
         self._loaded = record
         self.track_duration = record.duration_s
         self._position = 0.0
@@ -1627,8 +1687,9 @@ class FakeSonosSpeaker:
             (
                 "ZoneGroupTopology",
                 {
+                    # What the household has confirmed so far (group changes lag, see join()).
                     "GetZoneGroupState": lambda _a: {
-                        "ZoneGroupState": self._household().zone_group_state()
+                        "ZoneGroupState": self._household().zone_group_state(published=True)
                     },
                     "GetZoneGroupAttributes": self._zone_group_attributes,
                 },
@@ -1680,7 +1741,7 @@ class FakeSonosSpeaker:
             target = self._household().by_uid(uri.removeprefix("x-rincon:"))
             if target is None:
                 raise UPnPError(402, f"no speaker {uri}")
-            self._household().join(self, target)
+            self._household().join(self, target, publish_after=self.event_delay, via=self)
             return {}
         queue = re.fullmatch(r"x-rincon-queue:(\w+)#(\d+)", uri)
         if queue is not None and queue[1] != self.uid:
@@ -1693,7 +1754,7 @@ class FakeSonosSpeaker:
             if extension not in KNOWN_AUDIO_EXTENSIONS:
                 raise UPnPError(714, f"cannot type {uri!r} without metadata or a known extension")
         if not self.is_coordinator:
-            self._household().make_standalone(self)
+            self._household().make_standalone(self, publish_after=self.event_delay, via=self)
         self._new_source(uri, metadata)
         return {}
 
@@ -1953,7 +2014,7 @@ class FakeSonosSpeaker:
         return {}
 
     def _become_standalone(self, _args: dict[str, str]) -> dict[str, str]:
-        delegate = self._household().make_standalone(self)
+        delegate = self._household().make_standalone(self, publish_after=self.event_delay, via=self)
         return {
             "DelegatedGroupCoordinatorID": delegate.uid if delegate else "",
             "NewGroupID": self.group_id,
@@ -2219,8 +2280,9 @@ class FakeSonosSpeaker:
             properties["GroupMute"] = "1" if all(s.mute for s in self.group_members) else "0"
             properties["GroupVolumeChangeable"] = "1"
         elif service == "ZoneGroupTopology":
-            properties["ZoneGroupState"] = self._household().zone_group_state()
-            properties["ZonePlayerUUIDsInGroup"] = ",".join(s.uid for s in self.group_members)
+            household = self._household()
+            properties["ZoneGroupState"] = household.zone_group_state(published=True)
+            properties["ZonePlayerUUIDsInGroup"] = ",".join(household.published_group(self))
         elif service == "DeviceProperties":
             properties.update(ZoneName=self.name, Icon="x-rincon-roomicon:living", Invisible="0")
         elif service == "ContentDirectory":
@@ -2307,8 +2369,25 @@ class FakeSonosSpeaker:
                 continue  # its initial event is still on its way
             body = self.event_body(sub.service)
             if body != sub.last_sent:
-                sub.last_sent = body
-                self._spawn(self._notify(sub, body, mark=False), f"event {sub.service}")
+                # Topology events leave when the household publishes the change (itself late).
+                delay = 0.0 if sub.service == "ZoneGroupTopology" else self.event_delay
+                self._queue_event(sub, body, delay)
+
+    def _queue_event(self, sub: Subscription, body: str, delay: float) -> None:
+        """Send ``body`` to ``sub`` after ``delay`` seconds, after what is queued before it."""
+        sub.last_sent = body
+        sub.outbox.append((asyncio.get_running_loop().time() + delay, body))
+        if sub.sender is None or sub.sender.done():
+            sub.sender = self._spawn(self._send_events(sub), f"events {sub.service}")
+
+    async def _send_events(self, sub: Subscription) -> None:
+        loop = asyncio.get_running_loop()
+        while sub.outbox:
+            due, body = sub.outbox[0]
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            sub.outbox.popleft()
+            if self.subscriptions.get(sub.sid) is sub:
+                await self._notify(sub, body, mark=False)
 
     async def _notify(self, sub: Subscription, body: str, *, mark: bool = True) -> None:
         if mark:
@@ -2379,6 +2458,8 @@ class FakeSonosSpeaker:
             "position": format_hms(self.position()),
             "volume": self.volume,
             "mute": self.mute,
+            "event_delay": self.event_delay,
+            "start_delay": self.start_delay,
             "sleep_timer": self.sleep_timer_remaining(),
             "played": [record.summary() for record in self.played],
             "clips": [
@@ -2426,6 +2507,8 @@ class FakeSonosSpeaker:
     async def _handle_websocket(self, request: web.Request) -> web.StreamResponse:
         if not request.secure:
             raise web.HTTPNotFound
+        if self.websocket_refuse is not None:
+            return web.Response(status=self.websocket_refuse, text="websocket refused")
         if API_KEY_HEADER not in request.headers:
             raise web.HTTPUnauthorized(text="missing X-Sonos-Api-Key")
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
@@ -2434,17 +2517,24 @@ class FakeSonosSpeaker:
         ws = web.WebSocketResponse(protocols=(WEBSOCKET_PROTOCOL,))
         await ws.prepare(request)
         self._websockets.add(ws)
+        peer = WebsocketPeer(ws)
+        self._peers.add(peer)
         try:
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
-                await ws.send_json(self.websocket_command(message.data))
+                answer = self.websocket_command(message.data, peer)
+                async with peer.lock:
+                    await ws.send_json(answer)
         finally:
+            self._peers.discard(peer)
             self._websockets.discard(ws)
         return ws
 
-    def websocket_command(self, text: str) -> list[dict[str, Any]]:
-        """Answer one ``[command, options]`` frame."""
+    def websocket_command(
+        self, text: str, peer: WebsocketPeer | None = None
+    ) -> list[dict[str, Any]]:
+        """Answer one ``[command, options]`` frame (``peer``: who sent it, for subscriptions)."""
         frame = _parse_frame(text)
         if isinstance(frame, str):
             return self._ws_error({}, "ERROR_INVALID_SYNTAX", frame)
@@ -2452,6 +2542,8 @@ class FakeSonosSpeaker:
         self.ws_log.append((command, options))
         namespace = command.get("namespace")
         name = command.get("command")
+        if namespace == "audioClip:1" and name in ("subscribe", "unsubscribe"):
+            return self._clip_subscription(command, peer)
         if namespace == "audioClip:1" and name in ("loadAudioClip", "cancelAudioClip"):
             return self._audio_clip_command(command, options)
         if namespace == "groups:1" and name == "getGroups":
@@ -2459,6 +2551,16 @@ class FakeSonosSpeaker:
         if not command:
             return self._ws_error(command, "ERROR_MISSING_PARAMETERS", "empty command")
         return self._ws_error(command, "ERROR_INVALID_COMMAND", f"{namespace} {name}")
+
+    def _clip_subscription(
+        self, command: dict[str, Any], peer: WebsocketPeer | None
+    ) -> list[dict[str, Any]]:
+        """``subscribe``/``unsubscribe``: ``audioClipStatus`` events to this client, or not."""
+        if not self.supports_audio_clip:
+            return self._ws_error(command, "ERROR_UNSUPPORTED_NAMESPACE", "audioClip:1")
+        if peer is not None:
+            peer.subscribed = command.get("command") == "subscribe"
+        return [self._ws_header(command, "none"), {}]
 
     def _audio_clip_command(
         self, command: dict[str, Any], options: dict[str, Any]
@@ -2512,10 +2614,11 @@ class FakeSonosSpeaker:
             volume=volume,
         )
         self.clips.append(clip)
+        clip.history.append((clip.status, time.monotonic()))
         if clip.url:
             self._spawn(self._play_clip(clip), f"clip {clip.id}")
         else:
-            clip.status = "DONE"
+            self._clip_status(clip, "DONE")
         body = {
             "_objectType": "audioClip",
             "id": clip.id,
@@ -2534,11 +2637,51 @@ class FakeSonosSpeaker:
         )
         clip.record = record
         if record.error is not None:
-            clip.status = "ERROR"
+            self._clip_status(clip, "ERROR")
             return
+        await asyncio.sleep(self.start_delay)  # buffering before the clip is heard
+        if clip.status != "ACTIVE":
+            return
+        self._clip_status(clip, "ACTIVE")  # now it plays
         await asyncio.sleep((record.duration_s or 0.0) * max(0.0, self.playback_speed))
         if clip.status == "ACTIVE":
-            clip.status = "DONE"
+            self._clip_status(clip, "DONE")
+
+    def _clip_status(self, clip: AudioClip, status: str) -> None:
+        """Record a clip's status and tell the subscribers (an ``audioClipStatus`` event)."""
+        clip.status = status
+        clip.history.append((status, time.monotonic()))
+        self._signal()
+        header = {
+            "namespace": "audioClip:1",
+            "householdId": self._household().household_id,
+            "playerId": self.uid,
+            "type": "audioClipStatus",
+        }
+        event: list[dict[str, Any]] = [
+            header,
+            {"_objectType": "audioClipStatus", "audioClips": [clip.body()]},
+        ]
+        loop = asyncio.get_running_loop()
+        for peer in self._peers:
+            if peer.subscribed and not peer.ws.closed:
+                peer.outbox.append((loop.time() + self.event_delay, event))
+                if peer.sender is None or peer.sender.done():
+                    peer.sender = self._spawn(self._send_ws_events(peer), "clip events")
+
+    async def _send_ws_events(self, peer: WebsocketPeer) -> None:
+        loop = asyncio.get_running_loop()
+        while peer.outbox:
+            due, event = peer.outbox[0]
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            peer.outbox.popleft()
+            if peer.ws.closed:
+                continue
+            async with peer.lock:
+                try:
+                    await peer.ws.send_json(event)
+                except ConnectionError:
+                    return  # the client went away
 
     def _cancel_audio_clip(
         self, command: dict[str, Any], options: dict[str, Any]
@@ -2547,7 +2690,7 @@ class FakeSonosSpeaker:
         if clip is None:
             return self._ws_error(command, "ERROR_INVALID_OBJECT_ID", "unknown clip id")
         if clip.status == "ACTIVE":
-            clip.status = "DISMISSED"
+            self._clip_status(clip, "DISMISSED")
         return [self._ws_header(command, "none"), {}]
 
     def _groups_body(self) -> dict[str, Any]:
@@ -2640,11 +2783,24 @@ class FakeHousehold:
         self,
         speakers: Iterable[FakeSonosSpeaker] = (),
         household_id: str = DEFAULT_HOUSEHOLD_ID,
+        *,
+        event_delay: float = DEFAULT_EVENT_DELAY,
     ) -> None:
-        """Adopt ``speakers``."""
+        """Adopt ``speakers``.
+
+        ``event_delay``: group changes made through a speaker (join, leave) show in the
+        topology it reports (``GetZoneGroupState``, ZoneGroupTopology events) only this many
+        seconds later, in order, as on real speakers; changes made directly on the household
+        (test set-up) show at once.
+        """
         self.household_id = household_id
+        self.event_delay = event_delay
         self.speakers: list[FakeSonosSpeaker] = []
         self._in_change = False
+        #: The topology speakers report: (group id, member uids, coordinator first) per group.
+        self._published: list[tuple[str, list[str]]] = []
+        self._pending_topology: deque[tuple[float, list[tuple[str, list[str]]]]] = deque()
+        self._publisher: asyncio.Task[None] | None = None
         #: Household-wide, like on real players: every speaker lists the same favorites/alarms.
         self.favorites: list[Favorite] = []
         self.favorites_update_id = 1
@@ -2662,9 +2818,13 @@ class FakeHousehold:
         first_ip: int = 2,
         names: Sequence[str] | None = None,
         household_id: str = DEFAULT_HOUSEHOLD_ID,
+        event_delay: float = DEFAULT_EVENT_DELAY,
         **speaker_options: Any,
     ) -> Self:
-        """``count`` speakers on 127.0.0.{first_ip}, 127.0.0.{first_ip + 1}, ..."""
+        """``count`` speakers on 127.0.0.{first_ip}, 127.0.0.{first_ip + 1}, ...
+
+        ``event_delay`` applies to the household's topology and to every speaker's events.
+        """
         if first_ip < 2 or first_ip + count > 255:
             raise ValueError("speakers live on 127.0.0.2 .. 127.0.0.254")
         names = list(names or DEFAULT_NAMES)
@@ -2672,10 +2832,13 @@ class FakeHousehold:
             names.append(f"Speaker {len(names) + 1}")
         return cls(
             (
-                FakeSonosSpeaker(names[i], f"127.0.0.{first_ip + i}", **speaker_options)
+                FakeSonosSpeaker(
+                    names[i], f"127.0.0.{first_ip + i}", event_delay=event_delay, **speaker_options
+                )
                 for i in range(count)
             ),
             household_id=household_id,
+            event_delay=event_delay,
         )
 
     def add(self, speaker: FakeSonosSpeaker) -> FakeSonosSpeaker:
@@ -2684,6 +2847,7 @@ class FakeHousehold:
             raise ValueError(f"two speakers on {speaker.ip}")
         speaker.household = self
         self.speakers.append(speaker)
+        self._topology_changed(0.0, None)
         return speaker
 
     def by_uid(self, uid: str) -> FakeSonosSpeaker | None:
@@ -2714,6 +2878,7 @@ class FakeHousehold:
         """Stop every speaker."""
         for speaker in self.speakers:
             await speaker.stop()
+        self.publish_topology()
 
     async def __aenter__(self) -> Self:
         """Start."""
@@ -2826,9 +2991,18 @@ class FakeHousehold:
         """Each group as a list, coordinator first."""
         return [s.group_members for s in self.speakers if s.is_coordinator]
 
-    def join(self, member: FakeSonosSpeaker, target: FakeSonosSpeaker) -> None:
+    def join(
+        self,
+        member: FakeSonosSpeaker,
+        target: FakeSonosSpeaker,
+        *,
+        publish_after: float = 0.0,
+        via: FakeSonosSpeaker | None = None,
+    ) -> None:
         """Let ``member`` join ``target``'s group (what ``x-rincon:{uid}`` does).
 
+        The speakers play as a group at once; the topology they report shows it
+        ``publish_after`` seconds later (SOAP: the event delay; here, for set-ups: at once).
         soco caches the topology for 5 s: after changing groups here rather than through
         soco, call `soco_forget_topology` before asking soco about groups.
         """
@@ -2847,6 +3021,7 @@ class FakeHousehold:
         member.current_meta = ""
         member.group_seq += 1
         coordinator.group_seq += 1
+        self._topology_changed(publish_after, via)
         self.changed()
 
     def _leave(self, speaker: FakeSonosSpeaker) -> None:
@@ -2858,17 +3033,28 @@ class FakeHousehold:
         if speaker.transport_state != STOPPED:
             speaker._set_state(STOPPED)
 
-    def make_standalone(self, speaker: FakeSonosSpeaker) -> FakeSonosSpeaker | None:
-        """Take ``speaker`` out of its group; return who now leads the rest, if anyone."""
+    def make_standalone(
+        self,
+        speaker: FakeSonosSpeaker,
+        *,
+        publish_after: float = 0.0,
+        via: FakeSonosSpeaker | None = None,
+    ) -> FakeSonosSpeaker | None:
+        """Take ``speaker`` out of its group; return who now leads the rest, if anyone.
+
+        The topology shows it ``publish_after`` seconds later (see `join`).
+        """
         coordinator = speaker.coordinator
         if coordinator is not speaker:
             coordinator.group_seq += 1
             self._leave(speaker)
+            self._topology_changed(publish_after, via)
             self.changed()
             return None
         followers = speaker.group_members[1:]
         if not followers:
             speaker.group_seq += 1
+            self._topology_changed(publish_after, via)
             return None
         # A leaving coordinator hands the group and what it plays to the next member.
         delegate = followers[0]
@@ -2900,18 +3086,74 @@ class FakeHousehold:
             follower.current_uri = f"x-rincon:{delegate.uid}"
         speaker._cancel_playback()
         self._leave(speaker)
+        self._topology_changed(publish_after, via)
         self.changed()
         return delegate
 
-    def zone_group_state(self) -> str:
-        """The ZoneGroupState XML GetZoneGroupState returns."""
+    def _live_topology(self) -> list[tuple[str, list[str]]]:
+        return [(members[0].group_id, [s.uid for s in members]) for members in self.groups()]
+
+    def _topology_changed(self, delay: float, via: FakeSonosSpeaker | None) -> None:
+        """Publish the current groups now, or after ``delay`` (in order of the changes)."""
+        topology = self._live_topology()
+        if (delay <= 0 or via is None) and not self._pending_topology:
+            self._published = topology
+            return
+        now = asyncio.get_running_loop().time()
+        self._pending_topology.append((now + max(0.0, delay), topology))
+        if self._publisher is None or self._publisher.done():
+            speaker = via or self.speakers[0]
+            self._publisher = speaker._spawn(self._publish_topology(), "topology")
+
+    async def _publish_topology(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending_topology:
+            due, topology = self._pending_topology[0]
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            self._pending_topology.popleft()
+            self._published = topology
+            self.changed()  # ZoneGroupTopology events go out now
+            for speaker in self.speakers:
+                speaker._signal()
+
+    @property
+    def topology_settled(self) -> bool:
+        """Whether the topology speakers report shows every group change made so far."""
+        return not self._pending_topology
+
+    def publish_topology(self) -> None:
+        """Show every pending group change in the reported topology now (test set-ups)."""
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self._publisher = None
+        self._pending_topology.clear()
+        self._published = self._live_topology()
+        self.changed()
+
+    async def wait_topology(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until the reported topology shows every group change made so far."""
+        if self.speakers:
+            await self.speakers[0].wait_for(lambda: self.topology_settled, timeout)
+
+    def published_group(self, speaker: FakeSonosSpeaker) -> list[str]:
+        """The uids of ``speaker``'s group as the reported topology has it, coordinator first."""
+        return next((uids for _, uids in self._published if speaker.uid in uids), [speaker.uid])
+
+    def zone_group_state(self, *, published: bool = False) -> str:
+        """The ZoneGroupState XML: the groups as they are, or (``published``) as reported.
+
+        Speakers answer ``GetZoneGroupState`` and send ZoneGroupTopology events with the
+        published form, which shows a group change made through a speaker only after the
+        household's ``event_delay``.
+        """
         groups = []
-        for members in self.groups():
-            coordinator = members[0]
+        for group_id, uids in self._published if published else self._live_topology():
+            members = [s for uid in uids if (s := self.by_uid(uid)) is not None]
+            if not members:
+                continue
             zones = "".join(self._member_xml(s) for s in members)
             groups.append(
-                f'<ZoneGroup Coordinator="{coordinator.uid}" ID="{coordinator.group_id}">'
-                f"{zones}</ZoneGroup>"
+                f'<ZoneGroup Coordinator="{members[0].uid}" ID="{group_id}">{zones}</ZoneGroup>'
             )
         return (
             f"<ZoneGroupState><ZoneGroups>{''.join(groups)}</ZoneGroups>"
@@ -3075,6 +3317,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--playback-speed", type=float, default=1.0, help="1 = real time, 0 = instant"
     )
     parser.add_argument(
+        "--event-delay",
+        type=float,
+        default=DEFAULT_EVENT_DELAY,
+        help=f"seconds until events and group changes show (default {DEFAULT_EVENT_DELAY:g})",
+    )
+    parser.add_argument(
+        "--start-delay", type=float, default=0.0, help="seconds from fetch to playing (default 0)"
+    )
+    parser.add_argument(
+        "--no-websocket", action="store_true", help="keep the audio clip port 1443 closed"
+    )
+    parser.add_argument(
         "--preset",
         action="append",
         default=[],
@@ -3091,6 +3345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         supports_audio_clip=not options.no_audio_clip,
         strict_extension_check=not options.lenient,
         playback_speed=options.playback_speed,
+        event_delay=options.event_delay,
+        start_delay=options.start_delay,
+        websocket=not options.no_websocket,
     )
     household.add_favorite("Loopback FM", "x-sonosapi-stream:s17077?sid=254&flags=8224&sn=0")
     try:

@@ -14,10 +14,13 @@ import pytest
 
 from custom_components.alicia_tts.audio import wav_header
 from custom_components.alicia_tts.playback import (
+    MAX_QUEUED,
+    GroupTimeoutError,
     InvalidPlaybackOptionError,
     NeverFetchedError,
     PlaybackError,
     PlaybackOptions,
+    QueueFullError,
     SonosPlayback,
     Speaker,
     SpeakerUnreachableError,
@@ -25,9 +28,16 @@ from custom_components.alicia_tts.playback import (
     parse_playback_options,
 )
 
-from .sonos_double import FakeHousehold, FakeSonosSpeaker, soco_forget_topology
+from .sonos_double import (
+    DEFAULT_EVENT_DELAY,
+    FakeHousehold,
+    FakeSonosSpeaker,
+    soco_forget_topology,
+)
 
 RATE = 22050
+#: Event delays the README's promises must hold at: instant, typical, slow.
+EVENT_DELAYS = [0.0, 0.1, 0.5]
 
 
 def tone_wav(seconds: float) -> bytes:
@@ -102,8 +112,28 @@ async def playback() -> AsyncGenerator[SonosPlayback]:
         )
 
 
+@pytest.fixture(params=EVENT_DELAYS, ids=lambda delay: f"events+{int(delay * 1000)}ms")
+async def delayed_household(
+    request: pytest.FixtureRequest, sonos_loopback: None
+) -> AsyncGenerator[FakeHousehold]:
+    """Kitchen (127.0.0.40) and Bedroom (.41) whose events and topology lag by the param."""
+    async with FakeHousehold.create(
+        2, first_ip=40, names=("Kitchen", "Bedroom"), event_delay=request.param
+    ) as household:
+        yield household
+        await household.wait_idle()
+    assert [error for s in household.speakers for error in s.errors] == []
+
+
 def speaker_of(fake: FakeSonosSpeaker) -> Speaker:
     return Speaker(uid=fake.uid, ip=fake.ip, name=fake.name)
+
+
+def test_default_run_has_realistic_event_delays(sonos_household: FakeHousehold) -> None:
+    """The speakers of the default test run deliver events and group changes late."""
+    assert pytest.approx(0.1) == DEFAULT_EVENT_DELAY
+    assert sonos_household.event_delay == DEFAULT_EVENT_DELAY
+    assert all(s.event_delay == DEFAULT_EVENT_DELAY for s in sonos_household.speakers)
 
 
 async def state_of(fake: FakeSonosSpeaker) -> dict[str, Any]:
@@ -193,6 +223,74 @@ async def test_overlay_unsupported_falls_back_to_takeover(
         assert len(speaker.ws_log) == clips_before
 
 
+@pytest.mark.parametrize(
+    "closed",
+    [{"websocket": False}, {"websocket_refuse": 403}],
+    ids=["port-closed", "handshake-refused"],
+)
+@pytest.mark.filterwarnings("ignore:code property is deprecated:DeprecationWarning")
+async def test_clip_websocket_unreachable_falls_back_to_takeover(
+    sonos_loopback: None,
+    audio_server: AudioServer,
+    playback: SonosPlayback,
+    closed: dict[str, Any],
+) -> None:
+    """No clip websocket (S1 firmware, firewall): takeover with restore, not a failure."""
+    async with FakeHousehold.create(1, first_ip=42, **closed) as household:
+        speaker = household.speakers[0]
+        speaker.preset_radio(state="PLAYING")
+        speaker.volume = 16
+        before = await state_of(speaker)
+        served = audio_server.add()
+        result = await playback.async_play([speaker_of(speaker)], served, volume=40)
+        assert [(o.mode, o.error) for o in result.outcomes] == [("takeover", None)]
+        record = speaker.played[-1]
+        assert (record.url, record.via, record.volume, record.ok) == (
+            served.url,
+            "avtransport",
+            40,
+            True,
+        )
+        assert speaker.clips == []
+        assert await state_of(speaker) == before
+        # Known for a while: the next announcement does not try the websocket again.
+        result = await playback.async_play([speaker_of(speaker)], audio_server.add())
+        assert [o.mode for o in result.outcomes] == ["takeover"]
+
+
+async def test_overlay_waits_for_the_speaker_to_finish_the_clip(
+    sonos_loopback: None, audio_server: AudioServer
+) -> None:
+    """The call returns once the speaker reports the clip's end, start-up delay included."""
+    async with (
+        FakeHousehold.create(1, first_ip=42, playback_speed=1.0, start_delay=0.3) as household,
+        aiohttp.ClientSession() as session,
+    ):
+        speaker = household.speakers[0]
+        speaker.preset_radio(state="PLAYING")
+        playback = SonosPlayback(session, fetch_timeout=5.0, end_margin=3.0, poll_interval=0.05)
+        result = await playback.async_play([speaker_of(speaker)], audio_server.add(0.4))
+        assert [(o.mode, o.error) for o in result.outcomes] == [("overlay", None)]
+        [clip] = speaker.clips
+        # The speaker had finished the clip when the call returned.
+        assert clip.status == "DONE"
+        assert [status for status, _ in clip.history] == ["ACTIVE", "ACTIVE", "DONE"]
+        assert speaker.transport_state == "PLAYING"  # its own music went on
+
+
+async def test_overlay_clip_error_is_reported(
+    sonos_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
+) -> None:
+    """A clip the speaker cannot play (it reports ERROR): a playback error, not success."""
+    kitchen = sonos_household["Kitchen"]
+    served = audio_server.add()
+    audio_server.items[served.url.rsplit("/", 1)[1]] = (served, b"not audio at all")
+    with pytest.raises(PlaybackError) as err:
+        await playback.async_play([speaker_of(kitchen)], served)
+    assert err.value.placeholders["speaker"] == "Kitchen"
+    assert kitchen.clips[-1].status == "ERROR"
+
+
 # -- takeover and restore ----------------------------------------------------------------------
 
 
@@ -233,27 +331,60 @@ async def test_takeover_restores_everything(
         assert kitchen.position() == pytest.approx(position_before, abs=1.0)
 
 
-async def test_takeover_member_leaves_and_rejoins_group(
+async def test_empty_speaker_is_empty_again(
     sonos_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
-    """A grouped speaker speaks alone, then rejoins its group; the group's music goes on."""
-    kitchen, bedroom = sonos_household["Kitchen"], sonos_household["Bedroom"]
-    bedroom.preset_radio(state="PLAYING")
-    sonos_household.join(kitchen, bedroom)
-    soco_forget_topology()
-    result = await playback.async_play([speaker_of(kitchen)], audio_server.add(), mode="takeover")
+    """A speaker with no source before: afterwards no source again, stopped (not the clip)."""
+    kitchen = sonos_household["Kitchen"]
+    assert (kitchen.current_uri, kitchen.transport_state) == ("", "STOPPED")
+    served = audio_server.add()
+    result = await playback.async_play([speaker_of(kitchen)], served, mode="takeover")
     assert result.played == [speaker_of(kitchen)]
-    assert kitchen.played[-1].ok
+    assert kitchen.played[-1].url == served.url
+    assert (kitchen.current_uri, kitchen.current_meta, kitchen.transport_state) == (
+        "",
+        "",
+        "STOPPED",
+    )
+
+
+async def test_takeover_member_leaves_and_rejoins_group(
+    delayed_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
+) -> None:
+    """A grouped speaker speaks alone, then rejoins its group; the group's music goes on.
+
+    The speaker's topology confirms leaving and rejoining only after the event delay: the
+    announcement waits for it instead of acting on what soco saw before.
+    """
+    kitchen, bedroom = delayed_household["Kitchen"], delayed_household["Bedroom"]
+    bedroom.preset_radio(state="PLAYING")
+    bedroom.volume = 9
+    kitchen.volume = 14
+    delayed_household.join(kitchen, bedroom)
+    soco_forget_topology()
+    served = audio_server.add()
+    result = await playback.async_play([speaker_of(kitchen)], served, mode="takeover", volume=40)
+    assert result.played == [speaker_of(kitchen)]
+    assert [o.error for o in result.outcomes] == [None]
+    record = kitchen.played[-1]
+    assert (record.url, record.ok, record.volume) == (served.url, True, 40)
+    assert bedroom.played == []  # the group's coordinator did not play it
     assert kitchen.coordinator is bedroom
+    assert (kitchen.volume, bedroom.volume) == (14, 9)
     assert bedroom.transport_state == "PLAYING"
     assert bedroom.current_uri.startswith("x-sonosapi-stream:")
+    # What the speakers report agrees once their events are out: back in one group.
+    await delayed_household.wait_topology()
+    assert delayed_household.zone_group_state(published=True) == (
+        delayed_household.zone_group_state()
+    )
 
 
 async def test_synced_group_and_group_restore(
-    sonos_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
+    delayed_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
     """group: true plays once on a temporary group of all targets, then restores each."""
-    kitchen, bedroom = sonos_household["Kitchen"], sonos_household["Bedroom"]
+    kitchen, bedroom = delayed_household["Kitchen"], delayed_household["Bedroom"]
     kitchen.preset_queue(3, track=2, state="PLAYING")
     bedroom.preset_line_in(state="PLAYING")
     bedroom.volume = 7
@@ -275,6 +406,81 @@ async def test_synced_group_and_group_restore(
     assert [await state_of(kitchen), await state_of(bedroom)] == before
 
 
+async def test_synced_group_temporary_member_queue_plays_on(
+    delayed_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
+) -> None:
+    """The speaker that joins the temporary group gets its own queue back, playing, in place."""
+    kitchen, bedroom = delayed_household["Kitchen"], delayed_household["Bedroom"]
+    kitchen.preset_radio(state="PLAYING")
+    bedroom.preset_queue(5, track=3, position="0:00:40", state="PLAYING")
+    bedroom.volume = 17
+    before = [await state_of(kitchen), await state_of(bedroom)]
+    served = audio_server.add(0.3)
+    result = await playback.async_play(
+        [speaker_of(kitchen), speaker_of(bedroom)], served, volume=30, group=True
+    )
+    assert [o.error for o in result.outcomes] == [None, None]
+    # Kitchen led the temporary group (it played the announcement); Bedroom joined it.
+    assert [r.url for r in kitchen.played] == [served.url]
+    assert bedroom.played == []
+    assert any(
+        a == "SetAVTransportURI" and args.get("CurrentURI") == f"x-rincon:{kitchen.uid}"
+        for _, a, args in bedroom.soap_log
+    )
+    assert [await state_of(kitchen), await state_of(bedroom)] == before
+    assert bedroom.transport_state == "PLAYING"
+    assert bedroom.track_number == 3
+    assert bedroom.position() >= 40
+
+
+async def test_synced_group_of_a_group_and_its_member(
+    delayed_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
+) -> None:
+    """Targets already grouped: the group speaks once and stays as it was."""
+    kitchen, bedroom = delayed_household["Kitchen"], delayed_household["Bedroom"]
+    bedroom.preset_radio(state="PLAYING")
+    delayed_household.join(kitchen, bedroom)
+    soco_forget_topology()
+    served = audio_server.add(0.3)
+    result = await playback.async_play(
+        [speaker_of(kitchen), speaker_of(bedroom)], served, group=True, volume=25
+    )
+    assert [o.error for o in result.outcomes] == [None, None]
+    assert [r.url for r in bedroom.played] == [served.url]  # the existing coordinator leads
+    assert kitchen.played == []
+    assert kitchen.coordinator is bedroom
+    assert bedroom.current_uri.startswith("x-sonosapi-stream:")
+    assert bedroom.transport_state == "PLAYING"
+
+
+async def test_group_change_never_confirmed_is_an_error_and_restores(
+    sonos_loopback: None, audio_server: AudioServer
+) -> None:
+    """A topology that never confirms: a clear error within the bound, speakers put back."""
+    async with (
+        # The reported topology lags far beyond the test: it never confirms a change.
+        FakeHousehold.create(
+            2, first_ip=40, names=("Kitchen", "Bedroom"), event_delay=600
+        ) as household,
+        aiohttp.ClientSession() as session,
+    ):
+        kitchen, bedroom = household["Kitchen"], household["Bedroom"]
+        bedroom.preset_radio(state="PLAYING")
+        household.join(kitchen, bedroom)
+        soco_forget_topology()
+        playback = SonosPlayback(
+            session, fetch_timeout=2.0, poll_interval=0.05, realtime=0, topology_timeout=0.3
+        )
+        with pytest.raises(GroupTimeoutError) as err:
+            await playback.async_play([speaker_of(kitchen)], audio_server.add(), mode="takeover")
+        assert err.value.placeholders == {"speakers": "Kitchen", "timeout": "0.3"}
+        assert kitchen.played == []  # nothing acted on an unconfirmed group
+        # Restore still ran: Kitchen was put back into Bedroom's group, the radio plays on.
+        assert kitchen.coordinator is bedroom
+        assert bedroom.transport_state == "PLAYING"
+        assert not playback.is_busy(speaker_of(kitchen))
+
+
 async def test_two_speakers_overlay(
     sonos_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
@@ -284,6 +490,25 @@ async def test_two_speakers_overlay(
     result = await playback.async_play(speakers, served)
     assert len(result.played) == 2
     assert sorted(served.fetched_by) == ["127.0.0.40", "127.0.0.41"]
+
+
+async def test_ten_announcements_to_a_group_in_order(
+    delayed_household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
+) -> None:
+    """Ten synced group announcements at once: all play, in request order, never together."""
+    kitchen, bedroom = delayed_household["Kitchen"], delayed_household["Bedroom"]
+    kitchen.preset_queue(4, track=2, state="PLAYING")
+    bedroom.preset_radio(state="PAUSED_PLAYBACK")
+    before = [await state_of(kitchen), await state_of(bedroom)]
+    targets = [speaker_of(kitchen), speaker_of(bedroom)]
+    items = [audio_server.add(0.1) for _ in range(10)]
+    tasks = [asyncio.create_task(playback.async_play(targets, item, group=True)) for item in items]
+    results = await asyncio.gather(*tasks)
+    assert all(not any(o.error for o in r.outcomes) for r in results)
+    assert [r.url for r in kitchen.played] == [i.url for i in items]
+    assert bedroom.played == []
+    assert [await state_of(kitchen), await state_of(bedroom)] == before
+    assert playback.idle
 
 
 async def test_one_at_a_time_per_speaker(sonos_loopback: None, audio_server: AudioServer) -> None:
@@ -308,6 +533,62 @@ async def test_one_at_a_time_per_speaker(sonos_loopback: None, audio_server: Aud
         for earlier, later in itertools.pairwise(starts):
             assert later - earlier >= 0.15
         assert not playback.is_busy(speaker_of(speaker))
+
+
+async def test_queue_is_strictly_fifo_and_group_requests_never_deadlock() -> None:
+    """Turns follow request order per speaker; a group request waits for all its speakers."""
+    async with aiohttp.ClientSession() as session:
+        playback = SonosPlayback(session)
+        a = Speaker(uid="RINCON_A", ip="192.0.2.1", name="A")
+        b = Speaker(uid="RINCON_B", ip="192.0.2.2", name="B")
+        requests = [[a], [a, b], [b], [a], [b, a], [b], [a, b]]
+        turns = [playback.reserve(r) for r in requests]
+        order: dict[str, list[int]] = {"A": [], "B": []}
+        playing: set[str] = set()
+
+        async def take(index: int) -> None:
+            async with turns[index]:
+                names = [s.name for s in requests[index]]
+                assert not playing.intersection(names)  # never two at once on a speaker
+                playing.update(names)
+                for name in names:
+                    order[name].append(index)
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the others get every chance to overtake
+                playing.difference_update(names)
+
+        # Started in reverse: the turns, not the tasks, decide the order.
+        await asyncio.gather(*(take(i) for i in reversed(range(len(turns)))))
+        assert order == {"A": [0, 1, 3, 4, 6], "B": [1, 2, 4, 5, 6]}
+        assert playback.idle
+
+
+async def test_queue_limit_is_a_clear_error_and_a_cancelled_wait_gives_its_place_up() -> None:
+    """MAX_QUEUED announcements per speaker are admitted; the next one is refused, not lost."""
+    async with aiohttp.ClientSession() as session:
+        playback = SonosPlayback(session)
+        assert playback.max_queued == MAX_QUEUED == 50
+        a = Speaker(uid="RINCON_A", ip="192.0.2.1", name="A")
+        b = Speaker(uid="RINCON_B", ip="192.0.2.2", name="B")
+        turns = [playback.reserve([a]) for _ in range(MAX_QUEUED)]
+        assert playback.queued(a) == MAX_QUEUED
+        with pytest.raises(QueueFullError) as err:
+            playback.reserve([b, a])
+        assert err.value.placeholders == {"speaker": "A", "max": str(MAX_QUEUED)}
+        assert not playback.is_busy(b)  # a refused request takes no place anywhere
+        # A request waiting for its turn that is cancelled leaves the queue.
+        waiting = asyncio.create_task(turns[-1].wait())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert playback.queued(a) == MAX_QUEUED - 1
+        late = playback.reserve([a])
+        for turn in turns:
+            turn.release()
+        assert late.ready
+        late.release()
+        assert playback.idle
 
 
 # -- failures ----------------------------------------------------------------------------------

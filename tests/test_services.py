@@ -1,6 +1,9 @@
 """Service action alicia_tts.audio_url through Home Assistant's service registry and HTTP."""
 
 from collections.abc import Callable, Coroutine
+import json
+from pathlib import Path
+import string
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -11,12 +14,16 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from yarl import URL
 
 from custom_components.alicia_tts.const import DOMAIN
+from custom_components.alicia_tts.engine import EngineBusyError
 from custom_components.alicia_tts.models import SpeakerUrl
+from custom_components.alicia_tts.playback import QueueFullError
+from custom_components.alicia_tts.speakers import translated_error
 
 from .audio import parse_wav
 
 type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 ENTITY_ID = "tts.alicia_tts_joe_en_us_medium"
+STRINGS = Path(__file__).resolve().parent.parent / "custom_components/alicia_tts/strings.json"
 
 
 async def call(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
@@ -108,3 +115,20 @@ async def test_audio_url_nothing_loaded(
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, message="Hi.")
     assert err.value.translation_key == "not_loaded"
+
+
+async def test_errors_show_the_translated_text_not_the_developer_string(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """HA shows a plain message in preference to the translation: none is passed along."""
+    texts = json.loads(STRINGS.read_text())["exceptions"]
+    text = texts["engine_busy"]["message"]
+    fields = {name: "8" for _, name, _, _ in string.Formatter().parse(text) if name}
+    busy = translated_error(EngineBusyError("8 requests in flight (maximum 8)", **fields))
+    assert str(busy) == text.rstrip(".").format(**fields)
+    assert "in flight" not in str(busy)
+    full = translated_error(QueueFullError("Kitchen: 50 queued", speaker="Kitchen", max="50"))
+    assert not isinstance(full, ServiceValidationError)
+    assert str(full) == texts["queue_full"]["message"].rstrip(".").format(
+        speaker="Kitchen", max="50"
+    )

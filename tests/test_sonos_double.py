@@ -28,6 +28,7 @@ from soco.events_base import parse_event_xml
 from soco.exceptions import NotSupportedException, SoCoUPnPException
 from soco.snapshot import Snapshot
 from sonos_websocket import SonosWebsocket
+from sonos_websocket.exception import SonosWebsocketError
 
 from custom_components.alicia_tts.playback import Speaker
 from custom_components.alicia_tts.speakers import resolve_sonos
@@ -48,6 +49,7 @@ from tests.sonos_double import (
     main as sonos_double_main,
     radio_metadata,
     scpd_xml,
+    soco_forget_topology,
     soco_reset,
 )
 
@@ -487,17 +489,38 @@ async def test_playback_takes_duration_times_speed(
         assert len(speaker.played) == 1
 
 
+async def test_start_delay_keeps_the_transport_transitioning(
+    loopback: None, audio_server: AudioServer
+) -> None:
+    """After the fetch the speaker buffers: TRANSITIONING until the start delay has passed."""
+    async with FakeSonosSpeaker("Slow start", "127.0.0.6", start_delay=600) as speaker:
+        await in_thread(soco.SoCo(speaker.ip).play_uri, audio_server.url("/tts/tone.wav"))
+        record = await speaker.wait_played(1)
+        assert record.ok
+        await asyncio.sleep(0)
+        assert speaker.transport_state == TRANSITIONING
+        assert PLAYING not in speaker.transport_history
+
+
 # ------------------------------------------------------------------------------------ groups
 
 
-async def test_join_and_unjoin_show_in_soco_group(household: FakeHousehold) -> None:
+@pytest.mark.parametrize("event_delay", [0.0, 0.1, 0.5])
+async def test_join_and_unjoin_show_in_soco_group(loopback: None, event_delay: float) -> None:
+    async with FakeHousehold.create(3, event_delay=event_delay) as household:
+        await _join_and_unjoin(household)
+
+
+async def _join_and_unjoin(household: FakeHousehold) -> None:
     living, kitchen, _office = household.speakers
     living.preset_radio(state=PLAYING)
     coordinator = soco.SoCo(living.ip)
     member = soco.SoCo(kitchen.ip)
+    await in_thread(member.join, coordinator)
+    await household.wait_topology()  # the topology speakers report catches up
 
     def join() -> dict[str, Any]:
-        member.join(coordinator)
+        soco_forget_topology()
         group = member.group
         return {
             "coordinator": group.coordinator.player_name,
@@ -523,14 +546,61 @@ async def test_join_and_unjoin_show_in_soco_group(household: FakeHousehold) -> N
     assert f'Coordinator="{living.uid}"' in zgs
     assert 'Location="http://127.0.0.3:1400/xml/device_description.xml"' in zgs
 
+    await in_thread(member.unjoin)
+    await household.wait_topology()
+
     def unjoin() -> tuple[set[str], bool, int]:
-        member.unjoin()
+        soco_forget_topology()
         names = {zone.player_name for zone in member.group.members}
         return names, member.is_coordinator, len(member.all_groups)
 
     assert await in_thread(unjoin) == ({"Kitchen"}, True, 3)
     assert living.transport_state == PLAYING
     assert kitchen.transport_state == STOPPED
+
+
+async def test_group_change_shows_in_the_topology_only_after_the_event_delay(
+    loopback: None,
+) -> None:
+    """The speakers play as a group at once; what they report catches up after the delay."""
+    async with FakeHousehold.create(2, event_delay=600) as household:  # longer than the test
+        living, kitchen = household.speakers
+        coordinator, member = soco.SoCo(living.ip), soco.SoCo(kitchen.ip)
+
+        def reported() -> tuple[bool, str]:
+            soco_forget_topology()
+            zgs = member.zoneGroupTopology.GetZoneGroupState()["ZoneGroupState"]
+            return member.is_coordinator, zgs
+
+        alone = household.zone_group_state(published=True)
+        await in_thread(member.join, coordinator)
+        assert kitchen.coordinator is living  # it follows the coordinator's transport now
+        assert not household.topology_settled
+        # soco (asking the speaker) still sees the old topology: Kitchen on its own.
+        assert await in_thread(reported) == (True, alone)
+
+        household.publish_topology()  # the test's shortcut through the delay
+        grouped = household.zone_group_state(published=True)
+        assert await in_thread(reported) == (False, grouped)
+        await in_thread(member.unjoin)
+        assert kitchen.is_coordinator
+        assert await in_thread(reported) == (False, grouped)  # still a member, says soco
+        # So the play path refuses on soco's side, as with a real speaker this early.
+        with pytest.raises(soco.exceptions.SoCoSlaveException, match="only be called/used on"):
+            await in_thread(member.play_uri, "http://127.0.0.1:9/x.mp3")
+
+
+async def test_group_changes_are_published_in_order(loopback: None) -> None:
+    """Several changes in a row show one after the other, ending with the last."""
+    async with FakeHousehold.create(3, event_delay=0.05) as household:
+        living, kitchen, office = household.speakers
+        for speaker in (kitchen, office):
+            await in_thread(soco.SoCo(speaker.ip).join, soco.SoCo(living.ip))
+        await in_thread(soco.SoCo(kitchen.ip).unjoin)
+        await household.wait_topology()
+        assert household.zone_group_state(published=True) == household.zone_group_state()
+        assert household.published_group(office) == [living.uid, office.uid]
+        assert household.published_group(kitchen) == [kitchen.uid]
 
 
 async def test_coordinator_leaving_hands_over_the_group(household: FakeHousehold) -> None:
@@ -726,6 +796,64 @@ async def test_audio_clip_plays_over_without_touching_transport(
     assert speaker.transport_state == PLAYING
     assert speaker.transport_history == [PLAYING]
     assert not [a for s, a, _ in speaker.soap_log if s == "AVTransport"]
+
+
+async def test_audio_clip_status_events_after_start_delay(
+    loopback: None, audio_server: AudioServer
+) -> None:
+    """A subscriber hears the clip start (after the start-up delay) and end, in order."""
+    async with (
+        FakeHousehold.create(1, playback_speed=1.0, start_delay=0.2) as household,
+        aiohttp.ClientSession() as session,
+    ):
+        speaker = household.speakers[0]
+        websocket = SonosWebsocket(speaker.ip, player_id=speaker.uid, session=session)
+        namespace = {"namespace": "audioClip:1", "playerId": speaker.uid}
+        subscribed, _ = await websocket.send_command({**namespace, "command": "subscribe"})
+        assert subscribed["success"] is True
+        loaded, clip = await websocket.send_command(
+            {**namespace, "command": "loadAudioClip"},
+            {"name": "t", "appId": "a", "streamUrl": audio_server.url("/tts/tone.wav")},
+        )
+        assert (loaded["success"], clip["status"]) == (True, "ACTIVE")
+        assert websocket.ws is not None
+        seen: list[str] = []
+        while "DONE" not in seen:
+            header, body = (await asyncio.wait_for(websocket.ws.receive(), 10)).json()
+            assert (header["type"], header["namespace"]) == ("audioClipStatus", "audioClip:1")
+            [reported] = body["audioClips"]
+            assert reported["id"] == clip["id"]
+            seen.append(reported["status"])
+        assert seen == ["ACTIVE", "DONE"]
+        await websocket.close()
+        statuses = speaker.clips[0].history
+        record = speaker.played[0]
+        assert record.total_s is not None
+        # It played for the clip's length, only after the start-up delay.
+        started, ended = statuses[1][1], statuses[2][1]
+        assert ended - started >= (record.duration_s or 0) * 0.99
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [({"websocket": False}, "Connection error"), ({"websocket_refuse": 403}, "403")],
+    ids=["port-closed", "handshake-refused"],
+)
+@pytest.mark.filterwarnings("ignore:code property is deprecated:DeprecationWarning")
+async def test_clip_websocket_can_be_unreachable(
+    loopback: None, options: dict[str, Any], expected: str
+) -> None:
+    """S1 firmware or a firewall: the clip port is closed, or the handshake is refused."""
+    async with (
+        FakeHousehold.create(1, **options) as household,
+        aiohttp.ClientSession() as session,
+    ):
+        speaker = household.speakers[0]
+        websocket = SonosWebsocket(speaker.ip, player_id=speaker.uid, session=session)
+        with pytest.raises(SonosWebsocketError, match=expected):
+            await websocket.play_clip("http://127.0.0.1:9/x.mp3")
+        await websocket.close()
+        assert await in_thread(lambda: soco.SoCo(speaker.ip).player_name) == "Living Room"
 
 
 async def test_audio_clip_finds_player_id_through_get_groups(household: FakeHousehold) -> None:
@@ -1101,6 +1229,45 @@ async def test_subscribe_gets_initial_and_change_events(
         await runner.cleanup()
 
 
+async def test_events_wait_for_the_event_delay(loopback: None, audio_server: AudioServer) -> None:
+    """A change's event is held back for the event delay (here: longer than the test)."""
+    async with FakeHousehold.create(1, event_delay=600) as household:
+        speaker = household.speakers[0]
+        received: list[bytes] = []
+
+        async def notify(request: web.Request) -> web.Response:
+            received.append(await request.read())
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_route("NOTIFY", "/events", notify)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.request(
+                    "SUBSCRIBE",
+                    f"{speaker.base_url}/MediaRenderer/AVTransport/Event",
+                    headers={"CALLBACK": f"<http://127.0.0.1:{port}/events>", "NT": "upnp:event"},
+                ) as response,
+            ):
+                sid = response.headers["SID"]
+            await speaker.wait_for(lambda: len(speaker.notifications) == 1)  # the initial one
+            await in_thread(soco.SoCo(speaker.ip).play_uri, audio_server.url("/tts/tone.wav"))
+            await speaker.wait_played(1)
+            await speaker.wait_state(STOPPED)
+            subscription = speaker.subscriptions[sid]
+            states = [parse_event_xml(body)["transport_state"] for _, body in subscription.outbox]
+            assert states.index(TRANSITIONING) < states.index(PLAYING) < len(states) - 1
+            assert states[-1] == STOPPED
+            assert len(received) == 1  # nothing but the initial event went out
+        finally:
+            await runner.cleanup()
+
+
 # ------------------------------------------------------------------------------------ decoding
 
 
@@ -1158,6 +1325,10 @@ async def test_module_entry_point_serves_until_interrupted(loopback: None) -> No
         "Attic=radio",
         "--preset",
         "Cellar=queue-paused",
+        "--event-delay",
+        "0.2",
+        "--start-delay",
+        "0.1",
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -2,16 +2,20 @@
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Coroutine
+import itertools
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
+    area_registry as ar,
     device_registry as dr,
     entity_registry as er,
     issue_registry as ir,
 )
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
@@ -31,10 +35,24 @@ from custom_components.alicia_tts.speakers import (
 )
 
 from .conftest import JOE
-from .sonos_double import FakeHousehold
+from .sonos_double import DEFAULT_EVENT_DELAY, FakeHousehold
 
 type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 TTS_ENTITY = "tts.alicia_tts_joe_en_us_medium"
+#: Event delays the README's promises must hold at: instant, typical, slow.
+EVENT_DELAYS = [0.0, 0.1, 0.5]
+
+
+@pytest.fixture
+async def sonos_household(
+    request: pytest.FixtureRequest, sonos_loopback: None
+) -> AsyncGenerator[FakeHousehold]:
+    """Kitchen (127.0.0.40) and Bedroom (.41); events lag by the param (default: realistic)."""
+    delay = getattr(request, "param", DEFAULT_EVENT_DELAY)
+    async with FakeHousehold.create(
+        2, first_ip=40, names=("Kitchen", "Bedroom"), event_delay=delay
+    ) as household:
+        yield household
 
 
 def register_sonos(
@@ -101,8 +119,15 @@ def test_ha_options_keep_engine_keys_and_format_hints() -> None:
     ) == {"speed": 1.2, "preferred_format": "wav"}
 
 
+def add_player(hass: HomeAssistant, entity_id: str) -> str:
+    """A media player of some other integration (only its state: it exists)."""
+    hass.states.async_set(entity_id, "idle")
+    return entity_id
+
+
 async def test_say_to_other_players(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
     """alicia_tts.say to a non-Sonos player uses HA's play_media with announce."""
+    add_player(hass, "media_player.living_room_tv")
     calls = async_mock_service(hass, "media_player", "play_media")
     response = await hass.services.async_call(
         "alicia_tts",
@@ -135,6 +160,7 @@ async def test_say_to_other_players(hass: HomeAssistant, init_integration: MockC
 
 async def test_say_without_response(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
     """Without wait and response the call just starts the announcement."""
+    add_player(hass, "media_player.tv")
     calls = async_mock_service(hass, "media_player", "play_media")
     await hass.services.async_call(
         "alicia_tts",
@@ -146,35 +172,97 @@ async def test_say_without_response(hass: HomeAssistant, init_integration: MockC
 
 
 @pytest.mark.parametrize(
-    ("data", "key"),
+    ("data", "key", "text"),
     [
-        ({"message": "Hi."}, "no_targets"),
-        ({"entity_id": "light.kitchen", "message": "Hi."}, "no_targets"),
-        ({"entity_id": "media_player.tv", "message": "Hi.", "speed": 7}, "invalid_option"),
+        ({"message": "Hi."}, "no_targets", "Choose at least one media player to speak on"),
+        (
+            {"entity_id": "media_player.nowhere", "message": "Hi."},
+            "unknown_media_player",
+            "The media player media_player.nowhere does not exist",
+        ),
+        (
+            {"entity_id": ["media_player.tv", "media_player.nowhere"], "message": "Hi."},
+            "unknown_media_player",
+            "The media player media_player.nowhere does not exist",
+        ),
+        (
+            {"entity_id": "light.kitchen", "message": "Hi."},
+            "not_a_media_player",
+            "light.kitchen is not a media player",
+        ),
+        (
+            {"entity_id": "media_player.tv", "message": "Hi.", "speed": 7},
+            "invalid_option",
+            None,
+        ),
     ],
 )
 async def test_say_rejects(
-    hass: HomeAssistant, init_integration: MockConfigEntry, data: dict[str, Any], key: str
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    data: dict[str, Any],
+    key: str,
+    text: str | None,
 ) -> None:
-    """No media player, or bad options: a translated validation error, nothing played."""
+    """No, unknown or non-media-player targets, bad options: translated validation errors."""
+    add_player(hass, "media_player.tv")
+    hass.states.async_set("light.kitchen", "on")
     calls = async_mock_service(hass, "media_player", "play_media")
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call("alicia_tts", "say", data, blocking=True)
     assert err.value.translation_key == key
+    if text is not None:
+        assert str(err.value) == text  # the translated text, not a developer string
     assert calls == []
+
+
+async def test_tts_speak_rejects_a_media_player_that_does_not_exist(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """tts.speak to an unknown media player is an error too, before anything is synthesized."""
+    calls = async_mock_service(hass, "media_player", "play_media")
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            "tts",
+            "speak",
+            {
+                "entity_id": TTS_ENTITY,
+                "media_player_entity_id": "media_player.nowhere",
+                "message": "Anyone?",
+            },
+            blocking=True,
+        )
+    assert err.value.translation_key == "unknown_media_player"
+    assert str(err.value) == "The media player media_player.nowhere does not exist"
+    assert calls == []
+
+
+async def test_say_to_an_area_speaks_on_its_media_players_only(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Areas and devices bring their media players; their other entities are no targets."""
+    area = ar.async_get(hass).async_create("Den")
+    registry = er.async_get(hass)
+    player = registry.async_get_or_create("media_player", "cast", "den-speaker")
+    light = registry.async_get_or_create("light", "hue", "den-light")
+    for entity in (player, light):
+        registry.async_update_entity(entity.entity_id, area_id=area.id)
+        hass.states.async_set(entity.entity_id, "on")
+    calls = async_mock_service(hass, "media_player", "play_media")
+    await hass.services.async_call(
+        "alicia_tts", "say", {"area_id": area.id, "message": "Hi."}, blocking=True
+    )
+    assert [call.data["entity_id"] for call in calls] == [[player.entity_id]]
 
 
 # -- the whole stack: HA's HTTP server, our audio view, real soco, loopback Sonos doubles --------
 
 
 @pytest.fixture
-async def sonos_entry(
-    hass: HomeAssistant,
-    setup_ha: None,
-    sonos_household: FakeHousehold,
-    hass_client_no_auth: ClientFactory,
+async def alicia_entry(
+    hass: HomeAssistant, setup_ha: None, hass_client_no_auth: ClientFactory
 ) -> AsyncGenerator[MockConfigEntry]:
-    """The integration, its speaker URL on HA's real (test) HTTP server, two Sonos entities."""
+    """The integration with its speaker URL on HA's real (test) HTTP server."""
     entry = MockConfigEntry(
         domain=DOMAIN, title="Joe (en-US, medium)", data={CONF_VOICE: JOE}, unique_id=JOE
     )
@@ -189,20 +277,26 @@ async def sonos_entry(
     playback = async_get_playback(hass)
     playback.realtime = 0  # the doubles play instantly
     playback.poll_interval = 0.05
-    for fake in sonos_household.speakers:
-        register_sonos(hass, fake.name, fake.uid, fake.ip)
     yield entry
     await _idle(hass)
 
 
-async def _idle(hass: HomeAssistant) -> None:
+@pytest.fixture
+async def sonos_entry(
+    hass: HomeAssistant, alicia_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> MockConfigEntry:
+    """Alicia and two Sonos entities registered as HA's sonos integration registers them."""
+    for fake in sonos_household.speakers:
+        register_sonos(hass, fake.name, fake.uid, fake.ip)
+    return alicia_entry
+
+
+async def _idle(hass: HomeAssistant, timeout: float = 30.0) -> None:  # noqa: ASYNC109
     """Wait until no announcement is queued or playing."""
     playback = async_get_playback(hass)
-    for _ in range(200):
-        if not any(lock.locked() for lock in playback._locks.values()):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("playback did not finish")
+    async with asyncio.timeout(timeout):
+        while not playback.idle:  # noqa: ASYNC110 - the queue has no event to wait on
+            await asyncio.sleep(0.05)
 
 
 async def test_tts_speak_on_sonos_takeover(
@@ -378,3 +472,268 @@ async def test_background_failure_is_logged(
             break
         await asyncio.sleep(0.05)
     assert "Announcement on media_player.garage failed" in caplog.text
+
+
+async def test_errors_reach_users_as_translated_text(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """What a user reads is the translated text, also per speaker in the response."""
+    register_sonos(hass, "Garage", "RINCON_GHOST01400", "127.0.0.59")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "alicia_tts",
+            "say",
+            {"entity_id": "media_player.garage", "message": "Hello?", "wait": True},
+            blocking=True,
+        )
+    assert str(err.value) == "The speaker Garage (127.0.0.59) did not answer"
+    response = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {
+            "entity_id": ["media_player.garage", "media_player.kitchen"],
+            "message": "Hello?",
+            "wait": True,
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["speakers"] == ["media_player.kitchen"]
+    assert response["errors"] == {
+        "media_player.garage": "The speaker Garage (127.0.0.59) did not answer"
+    }
+
+
+async def test_ten_announcements_at_once_all_play_in_order(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """Ten alicia_tts.say calls at once to one speaker: all ten play, in request order.
+
+    Waiting announcements hold no synthesis slot (the engine admits 8 at a time), so none is
+    refused. Each call has its own leading silence, which the speaker measures: that tells
+    the announcements apart.
+    """
+    kitchen = sonos_household["Kitchen"]
+    kitchen.preset_radio(state="PLAYING")
+    silences = [round(0.1 * n, 1) for n in range(10)]
+    calls = [
+        hass.async_create_task(
+            hass.services.async_call(
+                "alicia_tts",
+                "say",
+                {
+                    "entity_id": "media_player.kitchen",
+                    "message": "Announcement.",
+                    "leading_silence": silence,
+                },
+                blocking=True,
+            )
+        )
+        for silence in silences
+    ]
+    await asyncio.gather(*calls)
+    await kitchen.wait_played(10, timeout=60)
+    await _idle(hass)
+    assert len(kitchen.played) == 10
+    measured = [r.leading_silence_ms or 0.0 for r in kitchen.played]
+    assert all(r.ok and r.via == "audioclip" for r in kitchen.played)
+    assert measured == sorted(measured), measured
+    assert all(b - a > 60 for a, b in itertools.pairwise(measured)), measured
+    assert kitchen.transport_state == "PLAYING"
+
+
+async def test_ten_group_announcements_at_once_play_in_order_and_restore(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """Ten synced group announcements at once: all play in order; both speakers come back."""
+    kitchen, bedroom = sonos_household["Kitchen"], sonos_household["Bedroom"]
+    kitchen.preset_radio(state="PLAYING")
+    bedroom.preset_queue(3, track=2, state="PLAYING")
+    before = [(s.current_uri, s.transport_state, s.track_number) for s in (kitchen, bedroom)]
+    silences = [round(0.1 * n, 1) for n in range(10)]
+    calls = [
+        hass.async_create_task(
+            hass.services.async_call(
+                "alicia_tts",
+                "say",
+                {
+                    "entity_id": ["media_player.kitchen", "media_player.bedroom"],
+                    "message": "Group announcement.",
+                    "leading_silence": silence,
+                    "group": True,
+                },
+                blocking=True,
+            )
+        )
+        for silence in silences
+    ]
+    await asyncio.gather(*calls)
+    await _idle(hass, timeout=90)
+    played = kitchen.played + bedroom.played
+    assert len(played) == 10  # each once, by the temporary group's coordinator
+    leader = kitchen if len(kitchen.played) == 10 else bedroom
+    measured = [r.leading_silence_ms or 0.0 for r in leader.played]
+    assert all(b - a > 60 for a, b in itertools.pairwise(measured)), measured
+    after = [(s.current_uri, s.transport_state, s.track_number) for s in (kitchen, bedroom)]
+    assert after == before
+    assert kitchen.coordinator is kitchen
+    assert bedroom.coordinator is bedroom
+
+
+async def test_a_full_queue_is_refused_with_a_clear_error(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry
+) -> None:
+    """Beyond the queue's bound a call fails at once, translated (never a silent drop)."""
+    async_get_playback(hass).max_queued = 2
+    data = {"entity_id": "media_player.kitchen", "message": "Queued."}
+    for _ in range(2):
+        await hass.services.async_call("alicia_tts", "say", data, blocking=True)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call("alicia_tts", "say", data, blocking=True)
+    assert err.value.translation_key == "queue_full"
+    assert str(err.value) == (
+        "Kitchen already has 2 announcements waiting. Try again when some have played"
+    )
+    await _idle(hass)
+
+
+# -- through Home Assistant's own sonos integration (its event subscriptions feed soco) -----------
+
+
+@pytest.fixture
+async def ha_sonos(
+    hass: HomeAssistant, setup_ha: None, sonos_household: FakeHousehold
+) -> AsyncGenerator[dict[str, str]]:
+    """HA's core sonos integration set up on the doubles (manual hosts): {room: entity_id}.
+
+    Request it before ``alicia_entry``: HA's HTTP server must not run yet while the sonos
+    integration registers its views.
+    """
+    with (
+        patch("homeassistant.components.ssdp.Scanner._async_start_ssdp_listeners"),
+        patch("homeassistant.components.ssdp.Scanner._async_stop_ssdp_listeners"),
+        patch("homeassistant.components.ssdp.Scanner.async_scan"),
+        patch("homeassistant.components.ssdp.Server._async_start_upnp_servers"),
+        patch("homeassistant.components.ssdp.Server._async_stop_upnp_servers"),
+    ):
+        hosts = [s.ip for s in sonos_household.speakers]
+        assert await async_setup_component(
+            hass, "sonos", {"sonos": {"media_player": {"hosts": hosts}}}
+        )
+        players: dict[str, str] = {}
+        async with asyncio.timeout(30):
+            while len(players) < len(hosts) or any(
+                hass.states.get(e) is None for e in players.values()
+            ):
+                await asyncio.sleep(0.1)
+                players = {
+                    name: entity_id
+                    for entity_id in hass.states.async_entity_ids("media_player")
+                    if (speaker := resolve_sonos(hass, entity_id)) is not None
+                    for name in [speaker.name]
+                }
+        await hass.async_block_till_done()
+        yield players
+        await _idle(hass)
+        [entry] = hass.config_entries.async_entries("sonos")
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    for task in asyncio.all_tasks():  # soco's listener stops after a grace period: not awaited
+        if "_deferred_stop" in repr(task.get_coro()):
+            task.cancel()
+
+
+async def _ha_group(hass: HomeAssistant, entity_id: str, members: list[str]) -> None:
+    """Wait until HA's sonos integration shows ``entity_id`` in a group of ``members``."""
+    async with asyncio.timeout(10):
+        while True:
+            state = hass.states.get(entity_id)
+            if state is not None and sorted(state.attributes.get("group_members", [])) == members:
+                return
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.parametrize("sonos_household", EVENT_DELAYS, indirect=True)
+@pytest.mark.filterwarnings("ignore:Testing an element's truth value:DeprecationWarning")
+async def test_grouped_member_takeover_through_home_assistant_sonos(
+    hass: HomeAssistant,
+    sonos_household: FakeHousehold,
+    ha_sonos: dict[str, str],
+    alicia_entry: MockConfigEntry,
+) -> None:
+    """A member of a group, takeover: it speaks, then it is back in its group.
+
+    Home Assistant's sonos integration subscribes to the speakers' events, so soco learns of a
+    group change only when the (late) ZoneGroupTopology event arrives.
+    """
+    kitchen, bedroom = sonos_household["Kitchen"], sonos_household["Bedroom"]
+    bedroom.preset_radio(state="PLAYING")
+    await hass.services.async_call(
+        "media_player",
+        "join",
+        {"entity_id": ha_sonos["Bedroom"], "group_members": [ha_sonos["Kitchen"]]},
+        blocking=True,
+    )
+    grouped = sorted([ha_sonos["Bedroom"], ha_sonos["Kitchen"]])
+    await _ha_group(hass, ha_sonos["Kitchen"], grouped)
+    assert kitchen.coordinator is bedroom
+    response = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {
+            "entity_id": ha_sonos["Kitchen"],
+            "message": "Only in the kitchen.",
+            "mode": "takeover",
+            "volume": 30,
+            "wait": True,
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert (response["speakers"], response["errors"]) == ([ha_sonos["Kitchen"]], {})
+    [record] = kitchen.played
+    assert (record.ok, record.via, record.volume) == (True, "avtransport", 30)
+    assert bedroom.played == []
+    assert kitchen.coordinator is bedroom
+    assert bedroom.current_uri.startswith("x-sonosapi-stream:")
+    assert bedroom.transport_state == "PLAYING"
+    await _ha_group(hass, ha_sonos["Kitchen"], grouped)
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.parametrize("sonos_household", EVENT_DELAYS, indirect=True)
+@pytest.mark.filterwarnings("ignore:Testing an element's truth value:DeprecationWarning")
+async def test_group_announcement_through_home_assistant_sonos(
+    hass: HomeAssistant,
+    sonos_household: FakeHousehold,
+    ha_sonos: dict[str, str],
+    alicia_entry: MockConfigEntry,
+) -> None:
+    """group: true on two standalone speakers: each gets its own music back, playing."""
+    kitchen, bedroom = sonos_household["Kitchen"], sonos_household["Bedroom"]
+    kitchen.preset_radio(state="PLAYING")
+    bedroom.preset_queue(4, track=3, position="0:00:20", state="PLAYING")
+    response = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {
+            "entity_id": [ha_sonos["Kitchen"], ha_sonos["Bedroom"]],
+            "message": "Everyone, please.",
+            "group": True,
+            "wait": True,
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["errors"] == {}
+    assert len(kitchen.played + bedroom.played) == 1
+    for speaker in (kitchen, bedroom):
+        assert speaker.coordinator is speaker
+        assert speaker.transport_state == "PLAYING"
+    assert kitchen.current_uri.startswith("x-sonosapi-stream:")
+    assert bedroom.current_uri == f"x-rincon-queue:{bedroom.uid}#0"
+    assert bedroom.track_number == 3

@@ -2,29 +2,44 @@
 
 Two ways to speak:
 
-- **overlay**: the speaker's audioClip API over its local websocket (``sonos-websocket``); the
-  music keeps playing, ducked, and the speaker restores itself. A speaker that answers "not
-  supported" (``globalError``) gets a takeover instead — never a playback without restore.
+- **overlay**: the speaker's audioClip API over its local websocket (``sonos-websocket`` opens
+  it); the music keeps playing, ducked, and the speaker restores itself. Alicia subscribes to the
+  speaker's ``audioClipStatus`` events and waits for the clip's own end. A speaker whose clip
+  websocket cannot be reached or refuses the connection, or that answers "not supported"
+  (``globalError``), gets a takeover instead — never a playback without restore.
 - **takeover**: ``soco.snapshot.Snapshot`` of every target (volume, mute, bass, treble, source,
-  queue position, play state) and of its group membership → optionally one temporary group of
-  all targets so they speak in sync → announcement volume → ``play_uri`` → wait until the
+  queue position, play state) and of the topology of its group → optionally one temporary group
+  of all targets so they speak in sync → announcement volume → ``play_uri`` → wait until the
   speakers stopped (bounded by the audio's duration plus a margin) → groups back → snapshots
-  restored, members before coordinators. Restore always runs, after errors and timeouts too.
+  restored, members before coordinators; a speaker that had no source is emptied again. Restore
+  always runs, after errors and timeouts too.
 
-Announcements to one speaker never overlap: each speaker has a FIFO lock, and a request takes
-the locks of all its speakers (in a fixed order, so two group requests cannot deadlock).
+**Topology.** soco answers group questions from its zone group state, which a speaker updates
+only some time after a group change (Home Assistant's sonos integration feeds it from the
+ZoneGroupTopology events, 50 to 500 ms later on real speakers). So every group change (leave,
+join, temporary group, regroup) is followed by a bounded wait until the topology soco sees
+confirms it, before anything acts on it — like Home Assistant's sonos integration does. A
+timeout is a `GroupTimeoutError`; restore is still attempted.
+
+**Queue.** Every speaker has a strictly FIFO announcement queue. `SonosPlayback.reserve` takes a
+place in the queues of all of a request's speakers at once (synchronously, so places follow
+request order; two group requests cannot deadlock, since the earliest request is first in every
+queue it is in) and refuses with `QueueFullError` beyond `MAX_QUEUED` per speaker. The caller
+synthesizes only once its turn has come, so a waiting announcement holds no synthesis slot.
 
 soco is synchronous: every soco call runs through ``run_blocking`` (Home Assistant passes its
 executor).
 """
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 import logging
 import time
-from typing import Any, Final, Protocol
+from types import TracebackType
+from typing import Any, Final, Protocol, Self
 
 import aiohttp
 import requests
@@ -45,6 +60,18 @@ MODES: Final = (OVERLAY, TAKEOVER)
 REFUSED_UPNP_CODES: Final = {"701", "714", "716"}
 PLAYING_STATES: Final = {"PLAYING", "TRANSITIONING"}
 APP_ID: Final = "com.github.alicia_tts"
+#: Announcements admitted per speaker, the one playing included; one more is refused.
+MAX_QUEUED: Final = 50
+#: How long a group change may take to show in the topology (Home Assistant's sonos
+#: integration allows 30 s; a speaker that takes more than a few seconds is not answering).
+TOPOLOGY_TIMEOUT: Final = 10.0
+#: A speaker whose clip websocket could not be reached gets takeovers for this long.
+CLIP_RETRY_AFTER: Final = 600.0
+#: Clip states after which the speaker has stopped playing it (audioClipState).
+CLIP_ENDED: Final = frozenset({"DONE", "DISMISSED", "ERROR", "INTERRUPTED"})
+CLIP_STATUS_EVENT: Final = "audioClipStatus"
+AUDIO_CLIP_NAMESPACE: Final = "audioClip:1"
+SOCO_ERRORS: Final = (SoCoException, requests.exceptions.RequestException, OSError)
 
 
 class PlaybackError(TranslatedError):
@@ -75,6 +102,18 @@ class InvalidPlaybackOptionError(PlaybackError):
     """A playback option has a wrong type or value."""
 
     translation_key = "invalid_playback_option"
+
+
+class QueueFullError(PlaybackError):
+    """A speaker already has `MAX_QUEUED` announcements waiting or playing."""
+
+    translation_key = "queue_full"
+
+
+class GroupTimeoutError(PlaybackError):
+    """The speakers' topology did not confirm a group change in time."""
+
+    translation_key = "group_timeout"
 
 
 PLAYBACK_OPTIONS: Final = ("volume", "mode", "group")
@@ -190,19 +229,182 @@ def _classify(err: Exception, speaker: Speaker, url: str) -> PlaybackError:
     return PlaybackError(f"{speaker.name}: {err}", speaker=speaker.name, error=str(err))
 
 
+# -- the queue ---------------------------------------------------------------------------------
+
+
+class Turn:
+    """A place in the announcement queues of a request's speakers.
+
+    ``async with turn:`` waits until the request is first in every one of its queues and gives
+    the place up afterwards (also when the wait is cancelled).
+    """
+
+    def __init__(self, owner: SonosPlayback, uids: tuple[str, ...]) -> None:
+        """Held by ``owner``'s queues for the speakers ``uids``."""
+        self._owner = owner
+        self.uids = uids
+        self._ready = asyncio.Event()
+        self.released = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether it is this request's turn."""
+        return self._ready.is_set() and not self.released
+
+    async def wait(self) -> None:
+        """Wait for the turn; a cancelled wait gives the place up."""
+        try:
+            await self._ready.wait()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give the place up (idempotent): the next request of each queue may go."""
+        if not self.released:
+            self.released = True
+            self._owner._release(self)  # noqa: SLF001 - the queues belong to the owner
+
+    def _wake(self) -> None:
+        self._ready.set()
+
+    async def __aenter__(self) -> Self:
+        """Wait for the turn."""
+        await self.wait()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Give the place up."""
+        self.release()
+
+
+# -- the audioClip websocket -------------------------------------------------------------------
+
+
+class _ClipChannel:
+    """One speaker's audioClip websocket: commands with their answers, clip status events."""
+
+    def __init__(self, socket: SonosWebsocket, timeout: float) -> None:
+        self.socket = socket
+        self.timeout = timeout
+        self.status: dict[str, str] = {}
+
+    async def _receive(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        ws = self.socket.ws
+        if ws is None or ws.closed:
+            raise SonosWebsocketError("the clip websocket is closed")
+        message = await ws.receive()
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            raise SonosWebsocketError(f"the clip websocket closed ({message.type.name})")
+        try:
+            frame = message.json()
+        except ValueError as err:
+            raise SonosWebsocketError(f"not JSON: {err}") from err
+        if not isinstance(frame, list) or not frame or not isinstance(frame[0], dict):
+            raise SonosWebsocketError("malformed frame")
+        body = frame[1] if len(frame) > 1 and isinstance(frame[1], dict) else {}
+        return frame[0], body
+
+    def _note(self, body: dict[str, Any]) -> None:
+        for clip in body.get("audioClips") or ():
+            if isinstance(clip, dict) and "id" in clip:
+                self.status[str(clip["id"])] = str(clip.get("status", ""))
+
+    async def command(
+        self, command: dict[str, Any], options: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Send one command; its answer (status events arriving meanwhile are kept)."""
+        ws = self.socket.ws
+        if ws is None or ws.closed:
+            raise SonosWebsocketError("the clip websocket is closed")
+        async with asyncio.timeout(self.timeout):
+            await ws.send_json([command, options])
+            while True:
+                header, body = await self._receive()
+                if header.get("type") == CLIP_STATUS_EVENT:
+                    self._note(body)
+                    continue
+                return header, body
+
+    async def wait_ended(self, clip_id: str, deadline: float) -> str | None:
+        """Wait for the clip's end as the speaker reports it; None when no end came in time."""
+        while self.status.get(clip_id) not in CLIP_ENDED:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                async with asyncio.timeout(remaining):
+                    header, body = await self._receive()
+            except TimeoutError, SonosWebsocketError, aiohttp.ClientError:
+                return None
+            if header.get("type") == CLIP_STATUS_EVENT:
+                self._note(body)
+        return self.status[clip_id]
+
+    async def close(self) -> None:
+        """Close the websocket."""
+        await self.socket.close()
+
+
+@dataclass(slots=True)
+class _Clip:
+    """A clip the speaker accepted."""
+
+    speaker: Speaker
+    channel: _ClipChannel
+    clip_id: str
+    events: bool  # the speaker reports the clip's status
+
+
+# -- topology ----------------------------------------------------------------------------------
+
+
+def _seen_topology(probe: SoCo) -> dict[str, str]:
+    """Each speaker's coordinator (uid → uid) as soco sees the household now (blocking).
+
+    Without event subscriptions (nobody feeds soco's cache) the speaker is asked again; with
+    them (Home Assistant's sonos integration) the cache is what the events said.
+    """
+    state = probe.zone_group_state
+    if not state.has_subscriptions:
+        state.clear_cache()
+    state.poll(probe)
+    return {
+        member.uid: group.coordinator.uid
+        for group in state.groups
+        if group.coordinator is not None
+        for member in group.members
+    }
+
+
 @dataclass(slots=True)
 class _Takeover:
     """Everything needed to put speakers back as they were."""
 
     devices: dict[str, SoCo] = field(default_factory=dict)
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
-    # Each speaker's coordinator before the announcement (itself when it led or stood alone).
-    coordinators: dict[str, SoCo] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    # Coordinator (uid) of every speaker in a group of a target, before the announcement.
+    original: dict[str, str] = field(default_factory=dict)
+    zones: dict[str, SoCo] = field(default_factory=dict)
     players: list[SoCo] = field(default_factory=list)
+    # Speakers Alicia moved (joined or took out of a group), in that order.
+    moved: list[str] = field(default_factory=list)
+    leader: str | None = None  # the temporary group's coordinator
+
+    @property
+    def probe(self) -> SoCo:
+        """A speaker to ask about the household's topology."""
+        return next(iter(self.devices.values()))
 
 
 class SonosPlayback:
-    """Plays announcements on Sonos speakers, one at a time per speaker."""
+    """Plays announcements on Sonos speakers, one at a time per speaker, in request order."""
 
     def __init__(
         self,
@@ -214,11 +416,17 @@ class SonosPlayback:
         end_margin: float = 3.0,
         poll_interval: float = 0.25,
         realtime: float = 1.0,
+        topology_timeout: float = TOPOLOGY_TIMEOUT,
+        topology_poll: float = 0.05,
+        clip_timeout: float = 6.0,
+        clip_start_allowance: float = 0.5,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         """Set the bounds of each wait.
 
-        ``realtime`` scales how long a clip is assumed to play (1.0: its duration); tests of
-        speakers that play instantly use 0.
+        ``realtime`` scales how long a clip is assumed to play (1.0: its duration) when the
+        speaker reports no clip status; tests of speakers that play instantly use 0.
+        ``clip_start_allowance``: how long such a speaker is assumed to take to start a clip.
         """
         self._session = session
         self._run = run_blocking
@@ -227,17 +435,75 @@ class SonosPlayback:
         self.end_margin = end_margin
         self.poll_interval = poll_interval
         self.realtime = realtime
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.topology_timeout = topology_timeout
+        self.topology_poll = topology_poll
+        self.clip_timeout = clip_timeout
+        self.clip_start_allowance = clip_start_allowance
+        self.max_queued = max_queued
+        self._queues: dict[str, deque[Turn]] = {}
         self.no_audio_clip: set[str] = set()
+        self._clip_unreachable: dict[str, float] = {}
 
     def websocket(self, speaker: Speaker) -> SonosWebsocket:
         """The audioClip websocket of a speaker (overridable for a test double's address)."""
-        return SonosWebsocket(speaker.ip, player_id=speaker.uid, session=self._session)
+        return SonosWebsocket(
+            speaker.ip,
+            player_id=speaker.uid,
+            session=self._session,
+            timeout=max(1, round(self.clip_timeout)),
+        )
+
+    # -- the queue ---------------------------------------------------------------------------
 
     def is_busy(self, speaker: Speaker) -> bool:
         """Whether an announcement is playing or queued on the speaker."""
-        lock = self._locks.get(speaker.uid)
-        return lock is not None and lock.locked()
+        return speaker.uid in self._queues
+
+    def queued(self, speaker: Speaker) -> int:
+        """Announcements waiting or playing on the speaker."""
+        return len(self._queues.get(speaker.uid, ()))
+
+    @property
+    def idle(self) -> bool:
+        """No announcement is waiting or playing anywhere."""
+        return not self._queues
+
+    def reserve(self, speakers: Sequence[Speaker]) -> Turn:
+        """Take a place in the queues of ``speakers`` now; `QueueFullError` when one is full."""
+        unique = list({s.uid: s for s in speakers}.values())
+        for speaker in unique:
+            if self.queued(speaker) >= self.max_queued:
+                raise QueueFullError(
+                    f"{speaker.name} already has {self.max_queued} announcements queued",
+                    speaker=speaker.name,
+                    max=str(self.max_queued),
+                )
+        turn = Turn(self, tuple(s.uid for s in unique))
+        for uid in turn.uids:
+            self._queues.setdefault(uid, deque()).append(turn)
+        self._wake(turn)
+        return turn
+
+    def _wake(self, turn: Turn) -> None:
+        if not turn.released and all(self._queues[uid][0] is turn for uid in turn.uids):
+            turn._wake()  # noqa: SLF001 - Turn and its queues work together
+
+    def _release(self, turn: Turn) -> None:
+        heads: list[Turn] = []
+        for uid in turn.uids:
+            queue = self._queues.get(uid)
+            if queue is None:
+                continue
+            if turn in queue:
+                queue.remove(turn)
+            if queue:
+                heads.append(queue[0])
+            else:
+                del self._queues[uid]
+        for head in heads:
+            self._wake(head)
+
+    # -- playing -----------------------------------------------------------------------------
 
     async def async_play(
         self,
@@ -247,26 +513,64 @@ class SonosPlayback:
         volume: int | None = None,
         mode: str | None = None,
         group: bool = False,
+        turn: Turn | None = None,
     ) -> PlaybackResult:
         """Play an announcement on the speakers; returns when it has ended and all is restored.
 
-        Raises a PlaybackError when no speaker could play it; per-speaker failures of a
-        partial success are in the result.
+        Without ``turn`` the announcement queues up now; with one (from `reserve`, its wait
+        over) it plays at once. Raises a PlaybackError when no speaker could play it;
+        per-speaker failures of a partial success are in the result.
         """
         unique = list({s.uid: s for s in speakers}.values())
-        async with AsyncExitStack() as stack:
-            for speaker in sorted(unique, key=lambda s: s.uid):
-                lock = self._locks.setdefault(speaker.uid, asyncio.Lock())
-                await stack.enter_async_context(lock)
-            if group and len(unique) > 1:
-                result = await self._takeover(unique, announcement, volume, sync=True)
-            elif mode == TAKEOVER:
-                result = await self._takeover(unique, announcement, volume, sync=False)
-            else:
-                result = await self._overlay_or_takeover(unique, announcement, volume)
+        if turn is None:
+            async with self.reserve(unique):
+                return await self._play(unique, announcement, volume, mode, group)
+        if not turn.ready or set(turn.uids) != {s.uid for s in unique}:
+            raise RuntimeError("async_play called without its turn")
+        return await self._play(unique, announcement, volume, mode, group)
+
+    async def _play(
+        self,
+        speakers: list[Speaker],
+        announcement: Announcement,
+        volume: int | None,
+        mode: str | None,
+        group: bool,
+    ) -> PlaybackResult:
+        if group and len(speakers) > 1:
+            result = await self._takeover(speakers, announcement, volume, sync=True)
+        elif mode == TAKEOVER:
+            result = await self._takeover(speakers, announcement, volume, sync=False)
+        else:
+            result = await self._overlay_or_takeover(speakers, announcement, volume)
         if not result.played:
             raise next(o.error for o in result.outcomes if o.error is not None)
         return result
+
+    async def _wait_fetched(
+        self, announcement: Announcement, started: float, speakers: Sequence[Speaker]
+    ) -> float:
+        """Wait until a speaker fetched the audio; when that was seen (monotonic)."""
+        while not announcement.was_fetched():
+            if time.monotonic() - started > self.fetch_timeout:
+                names = ", ".join(s.name for s in speakers)
+                raise NeverFetchedError(
+                    f"{names} never fetched {announcement.url}",
+                    speaker=names,
+                    url=announcement.url,
+                )
+            await asyncio.sleep(min(self.poll_interval, 0.05))
+        return time.monotonic()
+
+    async def _wait_complete(self, announcement: Announcement) -> float:
+        """Wait until the audio is complete; its duration."""
+        try:
+            async with asyncio.timeout(self.synthesis_timeout):
+                return await announcement.async_duration()
+        except TimeoutError as err:
+            raise PlaybackError(
+                "the announcement was not synthesized in time", error="timeout"
+            ) from err
 
     # -- overlay -----------------------------------------------------------------------------
 
@@ -274,40 +578,63 @@ class SonosPlayback:
         self, speakers: list[Speaker], announcement: Announcement, volume: int | None
     ) -> PlaybackResult:
         result = PlaybackResult()
-        clip: list[Speaker] = []
+        clips: list[_Clip] = []
         fallback: list[Speaker] = []
         answers = await asyncio.gather(
-            *(self._load_clip(s, announcement, volume) for s in speakers),
+            *(self._start_clip(s, announcement, volume) for s in speakers),
             return_exceptions=True,
         )
         for speaker, answer in zip(speakers, answers, strict=True):
-            if answer is True:
-                clip.append(speaker)
-            elif answer is False:
+            if isinstance(answer, _Clip):
+                clips.append(answer)
+            elif answer is None:
                 fallback.append(speaker)
             else:
-                assert isinstance(answer, BaseException)
                 if not isinstance(answer, Exception):
+                    for clip in clips:
+                        await clip.channel.close()
                     raise answer
                 err = _classify(answer, speaker, announcement.url)
                 result.outcomes.append(SpeakerOutcome(speaker, OVERLAY, err))
         waits: list[Awaitable[PlaybackResult]] = []
-        if clip:
-            waits.append(self._wait_clips(clip, announcement))
+        if clips:
+            waits.append(self._wait_clips(clips, announcement))
         if fallback:
             waits.append(self._takeover(fallback, announcement, volume, sync=False))
-        for partial in await asyncio.gather(*waits):
-            result.duration = max(result.duration, partial.duration)
-            result.outcomes.extend(partial.outcomes)
+        for part in await asyncio.gather(*waits):
+            result.duration = max(result.duration, part.duration)
+            result.outcomes.extend(part.outcomes)
         return result
 
-    async def _load_clip(
-        self, speaker: Speaker, announcement: Announcement, volume: int | None
-    ) -> bool:
-        """Start the clip: True when playing, False when the speaker cannot play clips."""
+    def _clip_blocked(self, speaker: Speaker) -> bool:
         if speaker.uid in self.no_audio_clip:
+            return True
+        until = self._clip_unreachable.get(speaker.uid)
+        if until is not None and until <= time.monotonic():
+            del self._clip_unreachable[speaker.uid]
             return False
-        ws = self.websocket(speaker)
+        return until is not None
+
+    async def _start_clip(
+        self, speaker: Speaker, announcement: Announcement, volume: int | None
+    ) -> _Clip | None:
+        """Start the clip; None when the speaker cannot play clips (use a takeover)."""
+        if self._clip_blocked(speaker):
+            return None
+        socket = self.websocket(speaker)
+        try:
+            await socket.connect()
+        except SonosWebsocketError as err:
+            # Port closed or filtered (S1 firmware, firewall), TLS or handshake refused.
+            _LOGGER.info(
+                "%s: audio clip websocket unavailable (%s); using takeover with restore",
+                speaker.name,
+                err,
+            )
+            self._clip_unreachable[speaker.uid] = time.monotonic() + CLIP_RETRY_AFTER
+            await socket.close()
+            return None
+        channel = _ClipChannel(socket, self.clip_timeout)
         options: dict[str, Any] = {
             "name": announcement.title,
             "appId": APP_ID,
@@ -315,38 +642,69 @@ class SonosPlayback:
         }
         if volume is not None:
             options["volume"] = volume
-        command = {"namespace": "audioClip:1", "command": "loadAudioClip", "playerId": speaker.uid}
+        namespace = {"namespace": AUDIO_CLIP_NAMESPACE, "playerId": speaker.uid}
         try:
-            header, _body = await ws.send_command(command, options)
-        except SonosWebsocketError as err:
+            header, _body = await channel.command({**namespace, "command": "subscribe"}, {})
+            events = bool(header.get("success"))
+            header, body = await channel.command({**namespace, "command": "loadAudioClip"}, options)
+        except (SonosWebsocketError, aiohttp.ClientError, TimeoutError) as err:
+            await channel.close()
             raise SpeakerUnreachableError(
-                f"{speaker.name} ({speaker.ip}): audio clip failed: {err}",
+                f"{speaker.name} ({speaker.ip}): audio clip failed: {err!r}",
                 speaker=speaker.name,
                 ip=speaker.ip,
             ) from err
-        finally:
-            await ws.close()
+        except BaseException:
+            await channel.close()
+            raise
         if header.get("success"):
-            return True
+            return _Clip(speaker, channel, str(body.get("id", "")), events)
+        await channel.close()
         if header.get("type") == "globalError":
             _LOGGER.info("%s cannot play audio clips; using takeover with restore", speaker.name)
             self.no_audio_clip.add(speaker.uid)
-            return False
-        raise PlaybackError(f"{speaker.name}: unexpected answer {header}", speaker=speaker.name)
+            return None
+        raise PlaybackError(
+            f"{speaker.name}: unexpected answer {header}",
+            speaker=speaker.name,
+            error=f"unexpected audio clip answer {header.get('type')}",
+        )
 
-    async def _wait_clips(
-        self, speakers: list[Speaker], announcement: Announcement
-    ) -> PlaybackResult:
-        started = time.monotonic()
+    async def _wait_clips(self, clips: list[_Clip], announcement: Announcement) -> PlaybackResult:
+        speakers = [c.speaker for c in clips]
         try:
-            duration = await self._wait_fetched_and_complete(announcement, started, speakers)
-        except PlaybackError as err:
-            return PlaybackResult(0.0, [SpeakerOutcome(s, OVERLAY, err) for s in speakers])
-        # The speaker restores itself after the clip; wait as long as it plays.
-        remaining = duration * self.realtime - (time.monotonic() - started)
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-        return PlaybackResult(duration, [SpeakerOutcome(s, OVERLAY) for s in speakers])
+            try:
+                fetched = await self._wait_fetched(announcement, time.monotonic(), speakers)
+                duration = await self._wait_complete(announcement)
+            except PlaybackError as err:
+                return PlaybackResult(0.0, [SpeakerOutcome(s, OVERLAY, err) for s in speakers])
+            errors = await asyncio.gather(*(self._clip_end(c, fetched, duration) for c in clips))
+        finally:
+            await asyncio.gather(*(c.channel.close() for c in clips), return_exceptions=True)
+        return PlaybackResult(
+            duration,
+            [SpeakerOutcome(c.speaker, OVERLAY, err) for c, err in zip(clips, errors, strict=True)],
+        )
+
+    async def _clip_end(self, clip: _Clip, fetched: float, duration: float) -> PlaybackError | None:
+        """Wait until the speaker finished the clip (it restores its music itself)."""
+        if not clip.events:
+            # No status events: it plays from about when it fetched, after starting up.
+            end = fetched + duration * self.realtime + self.clip_start_allowance
+            await asyncio.sleep(max(0.0, end - time.monotonic()))
+            return None
+        status = await clip.channel.wait_ended(
+            clip.clip_id, time.monotonic() + duration + self.end_margin
+        )
+        if status is None:
+            _LOGGER.warning("%s reported no end of the announcement in time", clip.speaker.name)
+        elif status == "ERROR":
+            return PlaybackError(
+                f"{clip.speaker.name} could not play the clip",
+                speaker=clip.speaker.name,
+                error="the speaker could not play the audio clip",
+            )
+        return None
 
     # -- takeover ----------------------------------------------------------------------------
 
@@ -358,52 +716,109 @@ class SonosPlayback:
         *,
         sync: bool,
     ) -> PlaybackResult:
-        state = _Takeover()
+        state = _Takeover(names={s.uid: s.name for s in speakers})
         result = PlaybackResult()
+        failure: PlaybackError | None = None
         try:
-            await self._run(lambda: self._prepare(state, speakers, sync))
+            await self._run(lambda: self._snapshot(state, speakers))
+            await self._form_groups(state, sync=sync)
             await self._run(lambda: self._start(state, announcement, volume))
             started = time.monotonic()
-            result.duration = await self._wait_fetched_and_complete(announcement, started, speakers)
+            await self._wait_fetched(announcement, started, speakers)
+            result.duration = await self._wait_complete(announcement)
             await self._wait_stopped(state, started + result.duration + self.end_margin)
-            result.outcomes = [SpeakerOutcome(s, TAKEOVER) for s in speakers]
         except PlaybackError as err:
-            result.outcomes = [SpeakerOutcome(s, TAKEOVER, err) for s in speakers]
-        except (SoCoException, requests.exceptions.RequestException, OSError) as err:
+            failure = err
+        except SOCO_ERRORS as err:
             failing = speakers[0]
             for speaker in speakers:
-                if speaker.uid not in state.devices:
+                if speaker.uid not in state.snapshots:
                     failing = speaker
                     break
-            classified = _classify(err, failing, announcement.url)
-            result.outcomes = [SpeakerOutcome(s, TAKEOVER, classified) for s in speakers]
+            failure = _classify(err, failing, announcement.url)
         finally:
-            await self._run(lambda: self._restore(state))
+            restore_error = await self._restore(state) if state.devices else None
+        error = failure or restore_error
+        result.outcomes = [SpeakerOutcome(s, TAKEOVER, error) for s in speakers]
         return result
 
-    def _prepare(self, state: _Takeover, speakers: list[Speaker], sync: bool) -> None:
-        """Snapshot every speaker and its group; form the players (blocking)."""
+    def _snapshot(self, state: _Takeover, speakers: list[Speaker]) -> None:
+        """Snapshot every speaker and the topology of its group (blocking)."""
         for speaker in speakers:
-            device = SoCo(speaker.ip)
+            state.devices[speaker.uid] = SoCo(speaker.ip)
+        seen = _seen_topology(state.probe)  # fresh: groups may have changed since the last look
+        topology = state.probe.zone_group_state
+        state.zones = {zone.uid: zone for zone in topology.all_zones}
+        # Satellites and the second speaker of a pair move with their main speaker: not alone.
+        visible = {zone.uid for zone in topology.visible_zones} | set(state.devices)
+        for uid, device in state.devices.items():
+            state.zones.setdefault(uid, device)
             snapshot = Snapshot(device)
             snapshot.snapshot()
-            coordinator = device.group.coordinator if device.group else device
-            state.devices[speaker.uid] = device
-            state.snapshots[speaker.uid] = snapshot
-            state.coordinators[speaker.uid] = coordinator
+            state.snapshots[uid] = snapshot
+        groups = {seen.get(uid, uid) for uid in state.devices}
+        state.original = {uid: c for uid, c in seen.items() if c in groups and uid in visible}
+        for uid in state.devices:
+            state.original.setdefault(uid, uid)
+
+    def _leader(self, state: _Takeover) -> SoCo:
+        """The temporary group's coordinator: a target leading most of the other targets."""
+        targets = list(state.devices)
+
+        def led(uid: str) -> int:
+            if state.original[uid] != uid:
+                return -1
+            return sum(1 for t in targets if state.original[t] == uid)
+
+        return state.devices[max(targets, key=led)]
+
+    async def _form_groups(self, state: _Takeover, *, sync: bool) -> None:
+        """Take the targets out of their groups or group them; wait until soco sees it."""
         devices = list(state.devices.values())
-        if sync:
-            leader = devices[0]
-            if not leader.is_coordinator:
-                leader.unjoin()
-            for device in devices[1:]:
-                device.join(leader)
-            state.players = [leader]
-        else:
-            for device in devices:
-                if not device.is_coordinator:
-                    device.unjoin()
+        if not sync:
+            leaving = [d for d in devices if state.original[d.uid] != d.uid]
+            if leaving:
+                for device in leaving:
+                    state.moved.append(device.uid)
+                    await self._run(device.unjoin)
+                await self._confirm(state, {d.uid: d.uid for d in leaving})
             state.players = devices
+            return
+        leader = self._leader(state)
+        state.leader = leader.uid
+        if state.original[leader.uid] != leader.uid:
+            state.moved.append(leader.uid)
+            await self._run(leader.unjoin)
+            await self._confirm(state, {leader.uid: leader.uid})
+        grouped = {leader.uid: leader.uid}
+        for device in devices:
+            if device is leader:
+                continue
+            grouped[device.uid] = leader.uid
+            if state.original[device.uid] == leader.uid:
+                continue  # already in the leader's group
+            # One at a time, each confirmed before the next (like Home Assistant does).
+            state.moved.append(device.uid)
+            await self._run(partial(device.join, leader))
+            await self._confirm(state, dict(grouped))
+        state.players = [leader]
+
+    async def _confirm(self, state: _Takeover, expected: dict[str, str]) -> None:
+        """Wait until soco's topology shows every speaker of ``expected`` with its coordinator."""
+        deadline = time.monotonic() + self.topology_timeout
+        while True:
+            seen = await self._run(lambda: _seen_topology(state.probe))
+            if all(seen.get(uid) == coordinator for uid, coordinator in expected.items()):
+                return
+            if time.monotonic() >= deadline:
+                names = ", ".join(sorted(state.names.get(uid, uid) for uid in expected))
+                raise GroupTimeoutError(
+                    f"the topology did not confirm the group change of {names} "
+                    f"within {self.topology_timeout:g} s",
+                    speakers=names,
+                    timeout=f"{self.topology_timeout:g}",
+                )
+            await asyncio.sleep(self.topology_poll)
 
     def _start(self, state: _Takeover, announcement: Announcement, volume: int | None) -> None:
         """Announcement volume, unmute, play (blocking)."""
@@ -414,27 +829,6 @@ class SonosPlayback:
                 device.mute = False
         for player in state.players:
             player.play_uri(announcement.url, title=announcement.title)
-
-    async def _wait_fetched_and_complete(
-        self, announcement: Announcement, started: float, speakers: list[Speaker]
-    ) -> float:
-        """Wait until a speaker fetched the audio and it is complete; return its duration."""
-        while not announcement.was_fetched():
-            if time.monotonic() - started > self.fetch_timeout:
-                names = ", ".join(s.name for s in speakers)
-                raise NeverFetchedError(
-                    f"{names} never fetched {announcement.url}",
-                    speaker=names,
-                    url=announcement.url,
-                )
-            await asyncio.sleep(min(self.poll_interval, 0.05))
-        try:
-            async with asyncio.timeout(self.synthesis_timeout):
-                return await announcement.async_duration()
-        except TimeoutError as err:
-            raise PlaybackError(
-                "the announcement was not synthesized in time", error="timeout"
-            ) from err
 
     async def _wait_stopped(self, state: _Takeover, deadline: float) -> None:
         """Poll the players until none is playing, at most until ``deadline``."""
@@ -449,28 +843,71 @@ class SonosPlayback:
             await asyncio.sleep(self.poll_interval)
         _LOGGER.warning("Announcement still playing after its duration; restoring anyway")
 
-    def _restore(self, state: _Takeover) -> None:
-        """Groups back, then snapshots: members first, coordinators last (blocking, safe)."""
-        for uid, device in state.devices.items():
-            original = state.coordinators[uid]
+    async def _restore(self, state: _Takeover) -> PlaybackError | None:
+        """Groups back (confirmed), then the snapshots; an error when the groups did not return."""
+        error: PlaybackError | None = None
+        if state.moved:
             try:
-                if original.uid == uid:
-                    if not device.is_coordinator:
-                        device.unjoin()
-                elif device.group is None or device.group.coordinator.uid != original.uid:
-                    device.join(original)
-            except (SoCoException, requests.exceptions.RequestException, OSError) as err:
-                _LOGGER.warning("Could not restore the group of %s: %s", device.ip_address, err)
-        ordered = sorted(
-            state.snapshots.items(), key=lambda kv: state.coordinators[kv[0]].uid == kv[0]
-        )
+                await self._regroup(state)
+            except GroupTimeoutError as err:
+                _LOGGER.warning("Groups not restored: %s; restoring the speakers anyway", err)
+                error = err
+            except SOCO_ERRORS as err:
+                _LOGGER.warning("Could not restore the groups: %s", err)
+                error = PlaybackError(str(err), error=f"groups not restored: {err}")
+        await self._run(lambda: self._restore_snapshots(state))
+        return error
+
+    async def _regroup(self, state: _Takeover) -> None:
+        """Put every speaker of the targets' groups back with its coordinator; confirm it.
+
+        What Alicia moved is moved back even where the topology does not show the move (it
+        may not have confirmed it); anything else out of place is put back too.
+        """
+        want = state.original
+        seen = await self._run(lambda: _seen_topology(state.probe))
+        # Coordinators first: whoever led (or stood alone) leads again.
+        leaders = [
+            uid
+            for uid, c in want.items()
+            if c == uid and (uid in state.moved or seen.get(uid) != uid)
+        ]
+        for uid in leaders:
+            await self._run(state.zones[uid].unjoin)
+        if leaders:
+            await self._confirm(state, {uid: uid for uid in leaders})
+        # Then the members Alicia moved, one at a time, the temporary coordinator last.
+        for uid in sorted(
+            (u for u in state.moved if want[u] != u), key=lambda u: u == state.leader
+        ):
+            member, coordinator = state.zones[uid], state.zones[want[uid]]
+            await self._run(partial(member.join, coordinator))
+            await self._confirm(state, {uid: want[uid]})
+        # Anyone else out of place (a join can move others): look again each time.
+        for _ in range(len(want)):
+            seen = await self._run(lambda: _seen_topology(state.probe))
+            wrong = [uid for uid, c in want.items() if c != uid and seen.get(uid) != c]
+            if not wrong:
+                break
+            uid = wrong[0]
+            member, coordinator = state.zones[uid], state.zones[want[uid]]
+            await self._run(partial(member.join, coordinator))
+            await self._confirm(state, {uid: want[uid]})
+        await self._confirm(state, want)
+
+    def _restore_snapshots(self, state: _Takeover) -> None:
+        """Snapshots back: members first, coordinators last (blocking, never raises)."""
+        ordered = sorted(state.snapshots.items(), key=lambda kv: bool(kv[1].is_coordinator))
         for uid, snapshot in ordered:
+            device = state.devices[uid]
             try:
                 snapshot.restore()
                 if snapshot.is_coordinator and snapshot.transport_state == "PAUSED_PLAYBACK":
-                    self._repause(state.devices[uid], bool(snapshot.mute))
-            except (SoCoException, requests.exceptions.RequestException, OSError) as err:
-                _LOGGER.warning("Could not restore %s: %s", state.devices[uid].ip_address, err)
+                    self._repause(device, bool(snapshot.mute))
+                if snapshot.is_coordinator and not snapshot.media_uri:
+                    self._empty(device)
+            except SOCO_ERRORS as err:
+                _LOGGER.warning("Could not restore %s: %s", device.ip_address, err)
 
     @staticmethod
     def _repause(device: SoCo, mute: bool) -> None:
@@ -486,3 +923,25 @@ class SonosPlayback:
             device.pause()
         finally:
             device.mute = mute
+
+    @staticmethod
+    def _empty(device: SoCo) -> None:
+        """A speaker that had no source gets none again (soco's restore leaves the clip on).
+
+        An empty ``CurrentURI`` clears the transport; a speaker that refuses it is pointed at its
+        own queue instead, which plays nothing until someone starts it.
+        """
+        try:
+            device.avTransport.SetAVTransportURI(
+                [("InstanceID", 0), ("CurrentURI", ""), ("CurrentURIMetaData", "")]
+            )
+        except SoCoUPnPException:
+            device.avTransport.SetAVTransportURI(
+                [
+                    ("InstanceID", 0),
+                    ("CurrentURI", f"x-rincon-queue:{device.uid}#0"),
+                    ("CurrentURIMetaData", ""),
+                ]
+            )
+        if device.get_current_transport_info()["current_transport_state"] in PLAYING_STATES:
+            device.stop()

@@ -6,7 +6,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
-from homeassistant.helpers.service import async_extract_entity_ids
+from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 import voluptuous as vol
 
 from .chain import ENGINE_CHOICES
@@ -14,10 +14,10 @@ from .const import CONF_ENGINE, DOMAIN
 from .defaults import with_engine_defaults
 from .delivery import async_create_audio, async_get_store, audio_url
 from .engine import ENGINE_OPTIONS, OPTION_RANGES, EngineError, parse_options
-from .errors import engine_error, validate_request
+from .errors import validate_request
 from .models import AliciaConfigEntry
 from .playback import MODES, PLAYBACK_OPTIONS
-from .speakers import async_announce
+from .speakers import MEDIA_PLAYER_DOMAIN, async_announce, translated_error, validate_players
 
 SERVICE_AUDIO_URL = "audio_url"
 SERVICE_SAY = "say"
@@ -76,7 +76,7 @@ async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
             hass, entry, message, parse_options(options), extension, call.data.get(CONF_ENGINE)
         )
     except EngineError as err:
-        raise engine_error(err) from err
+        raise translated_error(err) from err
     return {
         "url": audio_url(base, item),
         "format": item.extension,
@@ -98,13 +98,25 @@ SAY_SCHEMA = vol.Schema(
 )
 
 
+def say_targets(call: ServiceCall) -> list[str]:
+    """The media players a call targets; translated validation errors for bad targets.
+
+    Entities named directly must exist and be media players; areas, devices, floors and labels
+    contribute their media players (their other entities are not targets).
+    """
+    selected = async_extract_referenced_entity_ids(call.hass, TargetSelection(call.data))
+    validate_players(call.hass, sorted(selected.referenced))
+    indirect = {
+        e for e in selected.indirectly_referenced if e.startswith(f"{MEDIA_PLAYER_DOMAIN}.")
+    }
+    return sorted(selected.referenced | indirect)
+
+
 async def _async_say(call: ServiceCall) -> ServiceResponse:
     """Speak on media players (Sonos with restore); with ``wait``, return when finished."""
     hass = call.hass
     entry = async_resolve_entry(hass, call.data.get(ATTR_TTS_ENTITY))
-    players = sorted(
-        e for e in await async_extract_entity_ids(call) if e.startswith("media_player.")
-    )
+    players = say_targets(call)
     if not players:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_targets")
     tts_entity = er.async_get(hass).async_get_entity_id("tts", DOMAIN, entry.entry_id)

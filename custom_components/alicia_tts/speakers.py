@@ -5,17 +5,22 @@ integration; their address and uid come from HA's device registry (the Sonos dev
 ``configuration_url = http://<ip>:1400/...`` and the identifier ``("sonos", <uid>)``), never from
 that integration's private data. Every other media player gets HA's standard
 ``media_player.play_media`` with ``announce: true``.
+
+Every target is checked before anything runs (an entity that does not exist or is no media
+player is a translated validation error). A Sonos announcement takes its place in the speakers'
+queues when it is requested, in request order, and is synthesized only when its turn has come:
+an announcement waiting for its turn holds no engine slot.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 import logging
 from typing import Any, Final
 
 from homeassistant.components import tts
 from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.core import HomeAssistant, split_entity_id, valid_entity_id
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util.hass_dict import HassKey
@@ -25,22 +30,32 @@ from .audio import AudioItem
 from .const import CONF_ENGINE, DOMAIN, ISSUE_NEVER_FETCHED
 from .defaults import with_engine_defaults
 from .delivery import async_create_audio, audio_url
-from .engine import ENGINE_OPTIONS, EngineError, SynthesisOptions, parse_options
-from .errors import engine_error, validate_request
+from .engine import (
+    ENGINE_OPTIONS,
+    EngineError,
+    InvalidRequestError,
+    SynthesisOptions,
+    parse_options,
+)
+from .errors import validate_request
 from .models import AliciaConfigEntry
 from .playback import (
+    InvalidPlaybackOptionError,
     NeverFetchedError,
     PlaybackError,
     PlaybackOptions,
     PlaybackResult,
     SonosPlayback,
     Speaker,
+    Turn,
     parse_playback_options,
 )
+from .typed_errors import TranslatedError
 
 _LOGGER = logging.getLogger(__name__)
 
 SONOS_DOMAIN: Final = "sonos"
+MEDIA_PLAYER_DOMAIN: Final = "media_player"
 # Speakers clip the first few hundred milliseconds while they start playing.
 SPEAKER_LEADING_SILENCE: Final = 0.5
 DATA_PLAYBACK: HassKey[SonosPlayback] = HassKey(f"{DOMAIN}_playback")
@@ -58,6 +73,48 @@ def async_get_playback(hass: HomeAssistant) -> SonosPlayback:
             async_get_clientsession(hass, verify_ssl=False), run_blocking=run_blocking
         )
     return playback
+
+
+def translated_error(err: TranslatedError) -> HomeAssistantError:
+    """A pure core's error as users see it: the translated text only.
+
+    Home Assistant shows a plain message in preference to the translation, so none is passed.
+    The caller's mistakes are validation errors.
+    """
+    invalid = isinstance(err, (InvalidRequestError, InvalidPlaybackOptionError))
+    cls = ServiceValidationError if invalid else HomeAssistantError
+    return cls(
+        translation_domain=DOMAIN,
+        translation_key=err.translation_key,
+        translation_placeholders=dict(err.placeholders),
+    )
+
+
+def validate_players(hass: HomeAssistant, entity_ids: Iterable[str]) -> None:
+    """Every target is an existing media player; a translated validation error otherwise.
+
+    An entity exists when it has a state or an entry in the entity registry (a registered
+    speaker that is off still counts: it gets a clear playback error instead).
+    """
+    registry = er.async_get(hass)
+    for entity_id in entity_ids:
+        placeholders = {"entity_id": str(entity_id)}
+        if (
+            not isinstance(entity_id, str)
+            or not valid_entity_id(entity_id)
+            or split_entity_id(entity_id)[0] != MEDIA_PLAYER_DOMAIN
+        ):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="not_a_media_player",
+                translation_placeholders=placeholders,
+            )
+        if hass.states.get(entity_id) is None and registry.async_get(entity_id) is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_media_player",
+                translation_placeholders=placeholders,
+            )
 
 
 def resolve_sonos(hass: HomeAssistant, entity_id: str) -> Speaker | None:
@@ -170,6 +227,14 @@ def _check(entry: AliciaConfigEntry, message: str, options: dict[str, Any]) -> S
     return parse_options(options)
 
 
+def reserve_turn(hass: HomeAssistant, speakers: dict[str, Speaker]) -> Turn:
+    """A place in the speakers' announcement queues, now (translated error when full)."""
+    try:
+        return async_get_playback(hass).reserve(list(speakers.values()))
+    except PlaybackError as err:
+        raise translated_error(err) from err
+
+
 async def async_play_on_sonos(
     hass: HomeAssistant,
     entry: AliciaConfigEntry,
@@ -178,29 +243,38 @@ async def async_play_on_sonos(
     playback_options: PlaybackOptions,
     speakers: dict[str, Speaker],
     forced: str | None = None,
+    turn: Turn | None = None,
 ) -> dict[str, Any]:
-    """Synthesize for speakers and play; returns a summary when the speech has ended."""
+    """Wait for the speakers' turn, synthesize, play; a summary when the speech has ended.
+
+    Without ``turn`` the announcement queues up now. The audio is synthesized only once it is
+    this announcement's turn: a queued announcement holds no engine slot.
+    """
     data = entry.runtime_data
     base = data.speaker_url.url
     assert base is not None  # checked by _check
-    try:
-        item = await async_create_audio(hass, entry, message, options, data.audio_format, forced)
-    except EngineError as err:
-        raise engine_error(err) from err
-    announcement = ItemAnnouncement(item, audio_url(base, item), ANNOUNCEMENT_TITLE)
-    try:
-        result = await async_get_playback(hass).async_play(
-            list(speakers.values()),
-            announcement,
-            volume=playback_options.volume,
-            mode=playback_options.mode,
-            group=playback_options.group,
-        )
-    except NeverFetchedError as err:
-        never_fetched_issue(hass, err, item)
-        raise engine_error(err) from err
-    except PlaybackError as err:
-        raise engine_error(err) from err
+    async with turn or reserve_turn(hass, speakers) as ready:
+        try:
+            item = await async_create_audio(
+                hass, entry, message, options, data.audio_format, forced
+            )
+        except EngineError as err:
+            raise translated_error(err) from err
+        announcement = ItemAnnouncement(item, audio_url(base, item), ANNOUNCEMENT_TITLE)
+        try:
+            result = await async_get_playback(hass).async_play(
+                list(speakers.values()),
+                announcement,
+                volume=playback_options.volume,
+                mode=playback_options.mode,
+                group=playback_options.group,
+                turn=ready,
+            )
+        except NeverFetchedError as err:
+            never_fetched_issue(hass, err, item)
+            raise translated_error(err) from err
+        except PlaybackError as err:
+            raise translated_error(err) from err
     ir.async_delete_issue(hass, DOMAIN, ISSUE_NEVER_FETCHED)
     return summary(result, speakers)
 
@@ -219,14 +293,16 @@ async def async_announce(
 ) -> dict[str, Any] | None:
     """Speak on media players: Sonos through our controller, others through HA's tts.
 
-    Everything is validated first. With ``wait`` the call returns when the speech has ended on
-    every Sonos speaker, with a summary; otherwise playback goes on in the background (errors
-    are logged).
+    Everything is validated first; then the Sonos speakers' turn is reserved (in request
+    order; a full queue is an error here, also without ``wait``). With ``wait`` the call
+    returns when the speech has ended on every Sonos speaker, with a summary; otherwise
+    playback goes on in the background (errors are logged).
     """
+    validate_players(hass, entity_ids)
     try:
         playback_options = parse_playback_options(options)
     except PlaybackError as err:
-        raise engine_error(err) from err
+        raise translated_error(err) from err
     targets = split_targets(hass, entity_ids)
     engine_options = engine_options_of(options)
     forced = options.get(CONF_ENGINE)
@@ -240,6 +316,52 @@ async def async_announce(
         synthesis = _check(entry, message, speaker_options)
     else:
         validate_request(entry.runtime_data, message, options)
+    turn = reserve_turn(hass, targets.sonos) if synthesis is not None else None
+    try:
+        await _async_announce_others(
+            hass, tts_entity_id, message, options, targets, language, cache
+        )
+    except BaseException:
+        if turn is not None:
+            turn.release()
+        raise
+    if synthesis is None:
+        return (
+            {"duration": None, "speakers": [], "modes": {}, "errors": {}, "others": targets.others}
+            if wait
+            else None
+        )
+    assert turn is not None
+    play = async_play_on_sonos(
+        hass, entry, message, synthesis, playback_options, targets.sonos, forced, turn
+    )
+    if wait:
+        result = await play
+        result["others"] = targets.others
+        return result
+
+    async def in_background() -> None:
+        try:
+            await play
+        except HomeAssistantError as err:
+            _LOGGER.warning("Announcement on %s failed: %s", ", ".join(targets.sonos), err)
+
+    task = entry.async_create_background_task(hass, in_background(), name="alicia_tts announcement")
+    # A task cancelled before it ran never enters the turn: give the place up in any case.
+    task.add_done_callback(lambda _task: turn.release())
+    return None
+
+
+async def _async_announce_others(
+    hass: HomeAssistant,
+    tts_entity_id: str,
+    message: str,
+    options: dict[str, Any],
+    targets: Targets,
+    language: str | None,
+    cache: bool,
+) -> None:
+    """Other players: Home Assistant's announcement through ``media_player.play_media``."""
     if targets.others:
         await hass.services.async_call(
             "media_player",
@@ -259,38 +381,18 @@ async def async_announce(
             },
             blocking=True,
         )
-    if synthesis is None:
-        return (
-            {"duration": None, "speakers": [], "modes": {}, "errors": {}, "others": targets.others}
-            if wait
-            else None
-        )
-    play = async_play_on_sonos(
-        hass, entry, message, synthesis, playback_options, targets.sonos, forced
-    )
-    if wait:
-        result = await play
-        result["others"] = targets.others
-        return result
-
-    async def in_background() -> None:
-        try:
-            await play
-        except HomeAssistantError as err:
-            _LOGGER.warning("Announcement on %s failed: %s", ", ".join(targets.sonos), err)
-
-    entry.async_create_background_task(hass, in_background(), name="alicia_tts announcement")
-    return None
 
 
 def summary(result: PlaybackResult, speakers: dict[str, Speaker]) -> dict[str, Any]:
-    """The service response of an announcement."""
+    """The service response of an announcement (errors as translated texts)."""
     by_uid = {s.uid: e for e, s in speakers.items()}
     return {
         "duration": round(result.duration, 2),
         "speakers": [by_uid[o.speaker.uid] for o in result.outcomes if o.error is None],
         "modes": {by_uid[o.speaker.uid]: o.mode for o in result.outcomes},
         "errors": {
-            by_uid[o.speaker.uid]: str(o.error) for o in result.outcomes if o.error is not None
+            by_uid[o.speaker.uid]: str(translated_error(o.error))
+            for o in result.outcomes
+            if o.error is not None
         },
     }
