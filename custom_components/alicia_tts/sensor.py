@@ -16,7 +16,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .backends import BACKENDS
 from .chain import LOCAL, NONE, EngineChain
+from .device_check import RTF_LIMIT
 from .entity import AliciaChainEntity
+from .measurements import DeviceCheck, DeviceCheckEntity, async_get_check
 from .models import AliciaConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -80,6 +82,8 @@ async def async_setup_entry(
             *(ChainSensor(entry, description) for description in SENSORS),
         ]
     )
+    if (check := async_get_check(hass, entry.entry_id)) is not None:
+        async_add_entities([RealTimeFactorSensor(check)])
 
 
 class ActiveEngineSensor(AliciaChainEntity, SensorEntity):
@@ -139,3 +143,52 @@ class ChainSensor(AliciaChainEntity, SensorEntity):
     def native_value(self) -> int | float | str | None:
         """Read the chain."""
         return self.entity_description.value(self._chain)
+
+
+class RealTimeFactorSensor(DeviceCheckEntity, SensorEntity):
+    """The device check: real-time factor of the entry's voice on this machine (long sentence).
+
+    Attributes: the numbers of both check sentences, backend, phonemizer, CPU, the limit.
+    """
+
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_suggested_display_precision = 3
+
+    def __init__(self, check: DeviceCheck) -> None:
+        """Read the entry's device check."""
+        super().__init__(check, "real_time_factor")
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """Synthesis time per second of speech (None until measured)."""
+        measurement = self._check.measurement
+        return round(measurement.real_time_factor, 4) if measurement is not None else None
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, str | float | int | bool | None]:
+        """How it was measured, and what was measured."""
+        check = self._check
+        measurement = check.measurement
+        attributes: dict[str, str | float | int | bool | None] = {
+            "status": check.status,
+            "limit": RTF_LIMIT,
+        }
+        if measurement is not None:
+            attributes |= {
+                "too_slow": measurement.too_slow(),
+                "first_audio_short": round(measurement.short.first_audio_seconds, 3),
+                "synthesis_short": round(measurement.short.synthesis_seconds, 3),
+                "audio_short": round(measurement.short.audio_seconds, 3),
+                "first_audio_long": round(measurement.long.first_audio_seconds, 3),
+                "synthesis_long": round(measurement.long.synthesis_seconds, 3),
+                "audio_long": round(measurement.long.audio_seconds, 3),
+                "backend": measurement.backend,
+                "phonemizer": measurement.phonemizer,
+                "cpu": measurement.cpu.model,
+                "cores": measurement.cpu.cores,
+                "architecture": measurement.cpu.architecture,
+                "libc": measurement.cpu.libc,
+            }
+        return attributes
