@@ -13,7 +13,11 @@ one (five sentences, the first one short), medians over repeated runs after warm
 4. cache hits (the same message again);
 5. HA's event-loop lag while 8 different messages are synthesized at once;
 6. memory of the ``hass`` process: per loaded voice, and after 1000 mixed requests vs after 100;
-7. throughput with 1, 2 and 4 concurrent callers.
+7. throughput with 1, 2 and 4 concurrent callers;
+8. load (issue 20): 1, 8 and 32 concurrent callers and a 200-request burst (served, refused as
+   busy with the text, failed, p50/p95 latency, HA's loop lag), 200 identical requests at once,
+   a short message's first audio behind 8 long ones, and RSS after 100 and 1000 mixed requests
+   (8 callers) and after all tokens expired.
 
 "First audio byte" is the first byte of audio payload at the client: after the WAV header, after
 an ID3 tag for MP3 (an ID3 tag or WAV header sent before any speech is not speech). Uncached runs
@@ -29,6 +33,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Seque
 import contextlib
 from dataclasses import asdict, dataclass, field
 import datetime
+import functools
 import importlib.metadata
 import json
 import os
@@ -76,6 +81,11 @@ RSS_PER_VOICE_MAX_MB = 150.0
 # "No growth after warm-up": RSS after the last request may exceed RSS after the first
 # ``mem_first`` requests by at most this much (allocator noise).
 RSS_GROWTH_MAX_MB = 10.0
+# Issue 20 (load): RSS after the mixed load may exceed RSS after its first requests by the audio
+# byte budget plus this much, and must come back within this much of it once tokens expired.
+LOAD_RSS_SLACK_MB = 10.0
+# How a refusal for being busy reads (the translated engine_busy message).
+BUSY_TEXT = "Too many speech requests at once"
 
 _SUBJECTS = (
     "kitchen light",
@@ -151,6 +161,15 @@ class Plan:
     sample_quiet_wait_s: float = 10.0  # waiting for that, at most, per timing
     retry_above: float = 50.0  # % of one CPU used by others during a timing: take it again
     attempts: int = 3
+    # load (issue 20): (callers, requests) runs, a burst, identical requests, the mixed load
+    load_runs: tuple[tuple[int, int], ...] = ((1, 20), (8, 120), (32, 200))
+    load_burst: int = 200
+    load_identical: int = 200
+    load_mix_first: int = 100
+    load_mix_total: int = 1000
+    load_mix_callers: int = 8
+    load_fair_long: int = 8
+    load_fair_short: int = 8
 
 
 FULL = Plan(
@@ -176,6 +195,13 @@ SMOKE = Plan(
     messages=("short",),  # CI checks that every path works; the long message adds nothing
     lag_max_sentences=1,
     lag_compare=False,
+    load_runs=((1, 2), (8, 8), (32, 32)),
+    load_burst=16,
+    load_identical=16,
+    load_mix_first=10,
+    load_mix_total=20,
+    load_fair_long=2,
+    load_fair_short=2,
 )
 
 
@@ -504,6 +530,23 @@ class HAClient:
             "alicia_tts", "audio_url", {"message": message, "audio_format": fmt}
         )
         return await self.fetch(response["url"], response["format"], start)
+
+    async def attempt(self, message: str, fmt: str) -> tuple[str, Sample | str]:
+        """Like :meth:`ours`, but a refusal is a result: ("ok", sample), ("busy", text) or
+        ("failed", text)."""
+        start = time.perf_counter()
+        try:
+            async with self.api.post(
+                self.url + "/api/services/alicia_tts/audio_url?return_response",
+                json={"message": message, "audio_format": fmt},
+            ) as resp:
+                if resp.status >= 400:
+                    text = await resp.text()
+                    return ("busy" if BUSY_TEXT in text else "failed"), f"{resp.status}: {text}"
+                response = (await resp.json())["service_response"]
+            return "ok", await self.fetch(response["url"], response["format"], start)
+        except (RuntimeError, aiohttp.ClientError, TimeoutError) as err:
+            return "failed", f"{type(err).__name__}: {err}"
 
     async def ha_tts(self, engine: str, message: str, fmt: str | None) -> Sample:
         """HA's tts: ``/api/tts_get_url`` (no file cache), then GET the tts proxy URL."""
@@ -951,6 +994,174 @@ async def measure_throughput(
     return results
 
 
+def percentile_ms(values: Sequence[float], share: float) -> float | None:
+    """The ``share`` percentile (nearest rank) of seconds, in milliseconds."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000, 1)
+
+
+def _outcomes(results: Sequence[tuple[str, Sample | str]], wall: float) -> dict[str, Any]:
+    samples = [r for kind, r in results if kind == "ok" and isinstance(r, Sample)]
+    busy = [r for kind, r in results if kind == "busy" and isinstance(r, str)]
+    failed = [r for kind, r in results if kind == "failed" and isinstance(r, str)]
+    totals = [s.total_s for s in samples]
+    firsts = [s.first_s for s in samples]
+    return {
+        "requests": len(results),
+        "served": len(samples),
+        "busy": len(busy),
+        "busy_text": busy[0] if busy else None,
+        "failed": len(failed),
+        "failed_texts": sorted(set(failed))[:5],
+        "p50_ms": percentile_ms(totals, 0.5),
+        "p95_ms": percentile_ms(totals, 0.95),
+        "first_p50_ms": percentile_ms(firsts, 0.5),
+        "first_p95_ms": percentile_ms(firsts, 0.95),
+        "wall_s": round(wall, 2),
+    }
+
+
+async def measure_load(
+    plan: Plan, client: HAClient, next_message: Callable[[], str]
+) -> dict[str, Any]:
+    """Issue 20: concurrent callers, bursts, fairness, memory under a mixed load.
+
+    Every request is ``alicia_tts.audio_url`` and a full fetch of its URL (what a speaker does),
+    with new one-sentence messages unless said otherwise; HA's loop lag is sampled during each
+    phase. Busy refusals are counted apart (with their text) from other failures.
+    """
+    results: dict[str, Any] = {}
+
+    async def phase(name: str, runs: Sequence[Callable[[], Awaitable[Any]]]) -> Any:
+        await client.clear_caches()
+        await asyncio.sleep(0.3)
+        await client.service("alicia_bench", "lag_start", {"interval_ms": 2})
+        started = time.perf_counter()
+        outcome = await asyncio.gather(*(run() for run in runs))
+        wall = time.perf_counter() - started
+        lag = await client.service("alicia_bench", "lag_stop")
+        log(f"load: {name} done in {wall:.1f} s")
+        return outcome, wall, lag
+
+    for callers, count in plan.load_runs:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for _ in range(count):
+            queue.put_nowait(next_message())
+        got: list[tuple[str, Sample | str]] = []
+
+        async def caller(queue: asyncio.Queue[str] = queue, got: list[Any] = got) -> None:
+            while not queue.empty():
+                got.append(await client.attempt(queue.get_nowait(), "mp3"))
+
+        _, wall, lag = await phase(f"{callers} callers", [caller] * callers)
+        results[f"callers_{callers}"] = {**_outcomes(got, wall), "callers": callers, "lag": lag}
+
+    burst = [next_message() for _ in range(plan.load_burst)]
+    got_burst, wall, lag = await phase(
+        f"burst of {plan.load_burst}", [functools.partial(client.attempt, m, "mp3") for m in burst]
+    )
+    results["burst"] = {**_outcomes(got_burst, wall), "callers": plan.load_burst, "lag": lag}
+
+    same = next_message()
+    before = await client.stats()
+    got_same, wall, lag = await phase(
+        f"{plan.load_identical} identical",
+        [lambda: client.attempt(same, "mp3")] * plan.load_identical,
+    )
+    after = await client.stats()
+    results["identical"] = {
+        **_outcomes(got_same, wall),
+        "callers": plan.load_identical,
+        "lag": lag,
+        "shared": (after.get("store_shared") or 0) - (before.get("store_shared") or 0),
+        "cache_hits": (after.get("store_cache_hits") or 0) - (before.get("store_cache_hits") or 0),
+    }
+
+    # Fairness: short messages asked for while long ones are being spoken.
+    async def long_one() -> tuple[str, Sample | str]:
+        return await client.attempt(f"{next_message()} {LONG}", "mp3")
+
+    async def short_one(delay: float) -> tuple[str, Sample | str]:
+        await asyncio.sleep(delay)
+        return await client.attempt(next_message(), "mp3")
+
+    shorts_alone, _, _ = await phase(
+        "short messages alone",
+        [functools.partial(short_one, 0.1 * i) for i in range(plan.load_fair_short)],
+    )
+    fair, wall, lag = await phase(
+        f"{plan.load_fair_short} short behind {plan.load_fair_long} long",
+        [long_one] * plan.load_fair_long
+        + [functools.partial(short_one, 0.3 + 0.1 * i) for i in range(plan.load_fair_short)],
+    )
+    longs = _outcomes(fair[: plan.load_fair_long], wall)
+    shorts = _outcomes(fair[plan.load_fair_long :], wall)
+    long_totals = [r.total_s for k, r in fair[: plan.load_fair_long] if isinstance(r, Sample)]
+    results["fairness"] = {
+        "long": longs,
+        "short": shorts,
+        "short_alone": _outcomes(shorts_alone, wall),
+        "long_total_min_ms": round(min(long_totals) * 1000, 1) if long_totals else None,
+        "lag": lag,
+    }
+
+    # Memory under a mixed load (8 callers): new short messages in MP3 and WAV, recurring ones
+    # (cache hits), some long ones.
+    pool = [SHORT, LONG, *(next_message() for _ in range(14))]
+    mixed: list[tuple[str, str]] = []
+    for i in range(plan.load_mix_total):
+        kind = i % 10
+        if kind in (0, 1):
+            mixed.append((next_message(), "mp3" if kind == 0 else "wav"))
+        elif kind == 2:
+            mixed.append((f"{next_message()} {LONG}", "mp3"))
+        else:
+            mixed.append((pool[(i // 10 + kind) % len(pool)], "mp3" if i % 3 else "wav"))
+    await client.clear_caches()
+    timeline: list[dict[str, Any]] = []
+    done = 0
+    mix_results: list[tuple[str, Sample | str]] = []
+    started = time.perf_counter()
+    for checkpoint in (plan.load_mix_first, plan.load_mix_total):
+        queue2: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        for request in mixed[done:checkpoint]:
+            queue2.put_nowait(request)
+
+        async def mix_caller(queue2: asyncio.Queue[tuple[str, str]] = queue2) -> None:
+            while not queue2.empty():
+                mix_results.append(await client.attempt(*queue2.get_nowait()))
+
+        await asyncio.gather(*(mix_caller() for _ in range(plan.load_mix_callers)))
+        done = checkpoint
+        await asyncio.sleep(0.5)
+        stats = await client.stats()
+        stats["requests"] = done
+        timeline.append(stats)
+        log(f"load: mixed {done} requests, RSS {stats['rss_kb'] / 1024:.1f} MB")
+    wall = time.perf_counter() - started
+    await client.service("alicia_bench", "expire", {"after_s": 3600})
+    await asyncio.sleep(0.5)
+    expired = await client.stats()
+    timeline.append({**expired, "requests": "expired"})
+    first, last = timeline[0], timeline[1]
+    budget = last.get("store_budget_bytes")
+    results["mixed"] = {
+        **_outcomes(mix_results, wall),
+        "callers": plan.load_mix_callers,
+        "timeline": timeline,
+        "rss_first_mb": round(first["rss_kb"] / 1024, 1),
+        "rss_last_mb": round(last["rss_kb"] / 1024, 1),
+        "rss_expired_mb": round(expired["rss_kb"] / 1024, 1),
+        "budget_mb": round(budget / 2**20, 1) if budget else None,
+        "held_last_mb": round((last.get("store_held_bytes") or 0) / 2**20, 1),
+        "items_last": last.get("store_items"),
+        "items_expired": expired.get("store_items"),
+    }
+    return results
+
+
 PY_SPY_VENV = REPO / ".cache" / "bench-tools"
 PROFILE_DIR = OUT / "bench-profile"
 # How py-spy's stacks are grouped (first match wins; checked against the whole stack).
@@ -1147,6 +1358,7 @@ class Report:
     lag: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     throughput: dict[str, dict[str, Any]] = field(default_factory=dict)
+    load: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
 
@@ -1233,7 +1445,138 @@ class Report:
                     mix["growth_mb"] <= RSS_GROWTH_MAX_MB,
                 )
             )
+        targets += self._load_targets()
         self.targets = targets
+
+    def _load_targets(self) -> list[Target]:
+        load = self.load
+        if not load:
+            return []
+        runs = [v for k, v in load.items() if "served" in v]
+        mixed = load["mixed"]
+        runs.append(mixed)
+        failed = sum(r["failed"] for r in runs)
+        unclear = sum(1 for r in runs if r["busy"] and BUSY_TEXT not in (r["busy_text"] or ""))
+        targets = [
+            Target(
+                "load: no failures other than clearly worded busy refusals",
+                f"{failed} failed, {sum(r['busy'] for r in runs)} busy",
+                "0 failed",
+                failed == 0 and unclear == 0,
+            )
+        ]
+        eight = load.get("callers_8")
+        if eight is not None:
+            targets.append(
+                Target(
+                    "load: 8 concurrent callers never see a rejection",
+                    f"{eight['busy'] + eight['failed']} of {eight['requests']}",
+                    "0",
+                    eight["busy"] + eight["failed"] == 0,
+                )
+            )
+        fair = load.get("fairness")
+        if fair is not None and fair["short"]["first_p95_ms"] is not None:
+            limit = fair["long_total_min_ms"]
+            targets.append(
+                Target(
+                    f"load: short message's first audio behind {self.plan.load_fair_long} long "
+                    "ones (p95) before the first long one is complete",
+                    f"{fmt_ms(fair['short']['first_p95_ms'])} ms",
+                    f"{fmt_ms(limit)} ms",
+                    limit is not None and fair["short"]["first_p95_ms"] < limit,
+                )
+            )
+        budget = mixed["budget_mb"] or 0.0
+        bound = mixed["rss_first_mb"] + budget + LOAD_RSS_SLACK_MB
+        targets += [
+            Target(
+                f"load: RSS after {self.plan.load_mix_total} mixed requests ≤ after "
+                f"{self.plan.load_mix_first} + audio budget ({budget:.0f} MB) + "
+                f"{LOAD_RSS_SLACK_MB:.0f} MB",
+                f"{mixed['rss_last_mb']:.1f} MB",
+                f"{bound:.1f} MB",
+                mixed["rss_last_mb"] <= bound,
+            ),
+            Target(
+                f"load: RSS after all tokens expired within {LOAD_RSS_SLACK_MB:.0f} MB of after "
+                f"{self.plan.load_mix_first}",
+                f"{mixed['rss_expired_mb']:.1f} MB",
+                f"{mixed['rss_first_mb'] + LOAD_RSS_SLACK_MB:.1f} MB",
+                mixed["rss_expired_mb"] <= mixed["rss_first_mb"] + LOAD_RSS_SLACK_MB,
+            ),
+        ]
+        return targets
+
+    def _load_markdown(self) -> list[str]:
+        load = self.load
+        labels = {
+            **{
+                f"callers_{c}": f"{c} concurrent caller(s), {n} requests"
+                for c, n in self.plan.load_runs
+            },
+            "burst": f"burst: {self.plan.load_burst} different requests at once",
+            "identical": f"{self.plan.load_identical} identical requests at once",
+            "mixed": f"mixed load, {self.plan.load_mix_callers} callers, "
+            f"{self.plan.load_mix_total} requests",
+        }
+        lines = [
+            "",
+            "### Load (issue 20): `alicia_tts.audio_url` + full fetch, new one-sentence messages",
+            "",
+            "| run | served | busy | failed | p50 (ms) | p95 (ms) | first audio p95 (ms) "
+            "| loop lag max (ms) | longest GC pause (ms) | wall (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for key, label in labels.items():
+            if (row := load.get(key)) is None:
+                continue
+            lag = row.get("lag", {}).get("max_ms")
+            gc_pause = row.get("lag", {}).get("gc_max_ms")
+            lines.append(
+                f"| {label} | {row['served']} | {row['busy']} | {row['failed']} | "
+                f"{fmt_ms(row['p50_ms'])} | {fmt_ms(row['p95_ms'])} | "
+                f"{fmt_ms(row['first_p95_ms'])} | {'-' if lag is None else f'{lag:.1f}'} | "
+                f"{'-' if gc_pause is None else f'{gc_pause:.1f}'} | {row['wall_s']} |"
+            )
+        busy_texts = {r["busy_text"] for r in load.values() if r.get("busy_text")}
+        failed_texts = {t for r in load.values() for t in r.get("failed_texts", [])}
+        if busy_texts:
+            lines += ["", "Busy refusal as the caller sees it: " + "; ".join(sorted(busy_texts))]
+        if failed_texts:
+            lines += ["", "Failures: " + "; ".join(sorted(failed_texts))]
+        same = load.get("identical")
+        if same is not None:
+            lines += [
+                "",
+                f"Identical requests: {same['shared']} shared a synthesis in progress, "
+                f"{same['cache_hits']} came from the cache.",
+            ]
+        fair = load.get("fairness")
+        if fair is not None:
+            lines += [
+                "",
+                f"Fairness: first audio of a short message (p50 / p95): alone "
+                f"{fmt_ms(fair['short_alone']['first_p50_ms'])} / "
+                f"{fmt_ms(fair['short_alone']['first_p95_ms'])} ms; behind "
+                f"{self.plan.load_fair_long} long messages "
+                f"{fmt_ms(fair['short']['first_p50_ms'])} / "
+                f"{fmt_ms(fair['short']['first_p95_ms'])} ms; the first long message was complete "
+                f"after {fmt_ms(fair['long_total_min_ms'])} ms.",
+            ]
+        mixed = load["mixed"]
+        lines += [
+            "",
+            "| memory under the mixed load (RSS of hass) | MB |",
+            "|---|---|",
+            f"| after {self.plan.load_mix_first} requests | {mixed['rss_first_mb']:.1f} |",
+            f"| after {self.plan.load_mix_total} requests ({mixed['items_last']} live items, "
+            f"{mixed['held_last_mb']:.1f} MB audio held, budget {mixed['budget_mb']} MB) | "
+            f"{mixed['rss_last_mb']:.1f} |",
+            f"| after all tokens expired ({mixed['items_expired']} live items) | "
+            f"{mixed['rss_expired_mb']:.1f} |",
+        ]
+        return lines
 
     def markdown(self) -> str:
         """The report."""
@@ -1376,6 +1719,8 @@ class Report:
                 label, fmt = CACHE_LABELS[key]
                 cells = [f"{by_callers[c]['per_s']:.2f}/s" for c in ("1", "2", "4")]
                 lines.append(f"| {label} ({fmt}) | {' | '.join(cells)} |")
+        if self.load:
+            lines += self._load_markdown()
         for name, prof in self.profile.items():
             if "groups" not in prof:
                 continue
@@ -1415,6 +1760,7 @@ class Report:
             "loop_lag": self.lag,
             "memory": self.memory,
             "throughput": self.throughput,
+            "load": self.load,
             "profile": self.profile,
             "targets": [
                 {"name": t.name, "measured": t.measured, "limit": t.limit, "result": t.verdict}
@@ -1427,6 +1773,7 @@ class Report:
                 "loop_lag_max_ms": LOOP_LAG_MAX_MS,
                 "rss_per_voice_max_mb": RSS_PER_VOICE_MAX_MB,
                 "rss_growth_max_mb": RSS_GROWTH_MAX_MB,
+                "load_rss_slack_mb": LOAD_RSS_SLACK_MB,
             },
         }
 
@@ -1682,6 +2029,10 @@ async def measure_all(
         log(f"memory: {plan.mem_total} mixed requests")
         report.memory["mix"] = await measure_memory_mix(plan, client, next_message)
         section("memory_mix")
+    if "load" in sections:
+        log("load")
+        report.load = await measure_load(plan, client, next_message)
+        section("load")
     if profile:
         log("profiles")
         report.profile = await measure_profiles(plan, client, ha.process.pid)
@@ -1692,7 +2043,7 @@ async def measure_all(
     return report
 
 
-SECTIONS = ("rows", "cache", "lag", "throughput", "memory")
+SECTIONS = ("rows", "cache", "lag", "throughput", "memory", "load")
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ loopback.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 import contextlib
 from dataclasses import dataclass
@@ -122,6 +123,36 @@ class HomeAssistantProcess:
         self.token = tokens["access_token"]
         # The other onboarding steps are left to the user: HA's "core_config" step sets up
         # internet services (weather, radio browser), and this instance stays on loopback.
+        self.confirm_http_config()
+
+    def confirm_http_config(self) -> None:
+        """Confirm the HTTP settings taken from configuration.yaml (HA 2026.10 and later).
+
+        Home Assistant moves the YAML ``http:`` settings into its storage as a *pending* config
+        and, unless a user confirms it within five minutes, restarts with the previous one: a
+        long benchmark would lose its server mid-run. Older versions have no such step.
+        """
+
+        async def promote() -> dict[str, Any]:
+            import aiohttp  # the HA venv has it
+
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(self.url + "/api/websocket") as ws,
+            ):
+                await ws.receive_json()  # auth_required
+                await ws.send_json({"type": "auth", "access_token": self.token})
+                if (await ws.receive_json()).get("type") != "auth_ok":
+                    raise RuntimeError("websocket authentication failed")
+                await ws.send_json({"id": 1, "type": "http/config/promote"})
+                answer: dict[str, Any] = await ws.receive_json()
+                return answer
+
+        answer = asyncio.run(promote())
+        if not answer.get("success"):  # no pending config, or a version without the step
+            code = (answer.get("error") or {}).get("code")
+            if code not in ("not_allowed", "unknown_command"):
+                raise RuntimeError(f"cannot confirm the HTTP config: {answer}")
 
     def add_integration(self, domain: str, *user_inputs: dict[str, Any]) -> dict[str, Any]:
         """Run a config flow through HA's config-flow API (the UI's path): one input per form."""

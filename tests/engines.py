@@ -56,13 +56,15 @@ class FakeEngine(TextToSpeechEntity):
     _attr_default_language = "en"
 
     def __init__(self, name: str, behaviour: str) -> None:
-        """``ok``, ``fail`` or ``slow``."""
+        """``ok``, ``fail``, ``crash`` (a non-HA exception) or ``slow``."""
         self._attr_supported_languages = ["en", "en-US"]
         self._attr_name = name
         self._attr_unique_id = name
         self.behaviour = behaviour
         self.messages: list[str] = []
         self.release = asyncio.Event()  # lets a slow engine finish at teardown
+        self.running = 0  # calls in progress
+        self.cancelled = 0  # calls cancelled while in progress
 
     async def async_get_tts_audio(
         self, message: str, language: str, options: dict[str, Any]
@@ -71,8 +73,17 @@ class FakeEngine(TextToSpeechEntity):
         self.messages.append(message)
         if self.behaviour == "fail":
             raise HomeAssistantError(f"cloud refused '{message}'")
+        if self.behaviour == "crash":
+            raise RuntimeError(f"client library crashed on '{message}'")
         if self.behaviour == "slow":
-            await self.release.wait()
+            self.running += 1
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            finally:
+                self.running -= 1
         return "mp3", MP3
 
 

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from custom_components.alicia_tts.audio import (
+    MAX_FETCH_RECORDS,
     AudioBuffer,
+    AudioItem,
     AudioStore,
+    FetchRecord,
     Mp3Encoder,
     RangeNotSatisfiableError,
     WavEncoder,
@@ -65,11 +68,37 @@ def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> No
     assert parse_range(header, 1000) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=20-10"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=1000-",
+        "bytes=5000-6000",
+        "bytes=-0",
+        "bytes=20-10",
+        "bytes=" + "9" * 5000 + "-",  # more digits than int() parses (HTTP 500 before)
+        "bytes=" + "9" * 5000 + "-" + "9" * 5000,
+        "bytes=50-" + "0" * 4000 + "4",  # leading zeros: end 4 < start 50
+    ],
+)
 def test_parse_range_unsatisfiable(header: str) -> None:
     """Ranges outside the audio are unsatisfiable."""
     with pytest.raises(RangeNotSatisfiableError):
         parse_range(header, 1000)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-" + "9" * 5000, None),  # to the end
+        ("bytes=10-" + "9" * 5000, (10, 999)),
+        ("bytes=-" + "9" * 5000, None),  # a suffix longer than the audio: all of it
+        ("bytes=" + "0" * 5000 + "10-19", (10, 19)),
+        ("bytes=\u0661-", None),  # a non-ASCII digit is not a Range number: ignored
+    ],
+)
+def test_parse_range_huge_numbers(header: str, expected: tuple[int, int] | None) -> None:
+    """Numbers of any length are compared, never overflow the parser."""
+    assert parse_range(header, 1000) == expected
 
 
 def test_parse_range_empty_audio() -> None:
@@ -180,8 +209,8 @@ def test_store_tokens_expire_and_owners_unload() -> None:
 
 
 def test_store_cache_is_bounded_lru() -> None:
-    """The cache keeps recent audio within its byte limit."""
-    store = AudioStore(cache_bytes=10)
+    """The cache keeps recent audio within the byte budget."""
+    store = AudioStore(budget_bytes=10)
     store.cache_put("a", b"1234", 1.0)
     store.cache_put("b", b"5678", 2.0)
     assert store.cache_get("a") == (b"1234", 1.0)  # a is now most recent
@@ -191,12 +220,86 @@ def test_store_cache_is_bounded_lru() -> None:
     assert store.cached_bytes == 8
     store.cache_put("a", b"12")  # replacing keeps the count right
     assert store.cached_bytes == 6
-    store.cache_put("huge", b"x" * 11)  # larger than the whole cache: not kept
+    store.cache_put("huge", b"x" * 11)  # larger than the whole budget: not kept
     assert store.cache_get("huge") is None
     assert (store.cache_hits, store.cache_misses) == (2, 2)
     store.cache_clear()
     assert store.cached_bytes == 0
     assert store.cache_get("a") is None
+
+
+def _finished(store: AudioStore, data: bytes, *, fetched: bool = False) -> AudioItem:
+    item = store.create("mp3")
+    item.buffer.append(data)
+    item.buffer.complete()
+    if fetched:
+        item.record(FetchRecord(client="10.0.0.2", method="GET", at=0.0))
+    store.enforce_budget()
+    return item
+
+
+def test_one_budget_for_items_and_cache() -> None:
+    """Live items count against the same budget as the cache; shared bytes count once;
+    finished audio goes first (cache-only, then fetched, then never fetched); audio still
+    being made is never dropped."""
+    now = [0.0]
+    store = AudioStore(budget_bytes=100, clock=lambda: now[0])
+    growing = store.create("mp3")
+    growing.buffer.append(b"g" * 60)  # still being synthesized, and over half the budget
+    shared = _finished(store, b"s" * 10, fetched=True)
+    store.cache_put("shared", shared.buffer.getvalue(), 1.0)  # the same bytes object
+    assert store.held_bytes() == 70
+    store.cache_put("old", b"o" * 20)
+    assert store.held_bytes() == 90
+    now[0] += 1
+    fetched = _finished(store, b"f" * 15, fetched=True)  # 105 > 100: cache-only "old" goes
+    assert store.cache_get("old") is None
+    assert store.held_bytes() == 85
+    now[0] += 1
+    unfetched = _finished(store, b"u" * 20)  # 105: fetched audio goes, oldest first, until
+    assert store.get(shared.token) is None  # 10 % of the budget is free again
+    assert store.cache_get("shared") is None  # its bytes only go with all holders
+    assert store.get(fetched.token) is None
+    assert store.get(unfetched.token) is unfetched  # never fetched: goes after fetched audio
+    assert store.held_bytes() == 80
+    now[0] += 1
+    newest = _finished(store, b"n" * 30)  # 110: the oldest never-fetched audio goes
+    assert store.get(unfetched.token) is None
+    assert store.get(newest.token) is newest
+    assert store.get(growing.token) is growing
+    assert store.held_bytes() == 90
+    assert store.evicted == 5
+    growing.buffer.append(b"g" * 100)  # over budget while growing: kept, nothing else to drop
+    store.enforce_budget()
+    assert store.get(growing.token) is growing
+
+
+def test_cached_audio_expires_when_unused() -> None:
+    """Cached audio unused for the token lifetime goes, like the tokens themselves."""
+    now = [0.0]
+    store = AudioStore(ttl=300, clock=lambda: now[0])
+    store.cache_put("a", b"1234")
+    store.cache_put("b", b"5678")
+    now[0] = 200.0
+    assert store.cache_get("a") is not None  # used again: lives on
+    now[0] = 400.0
+    store.prune()
+    assert store.cache_get("b") is None
+    assert store.cache_get("a") is not None
+    store.prune(now=10_000.0)  # as if much later
+    assert store.cached_bytes == 0
+
+
+def test_fetch_records_are_bounded() -> None:
+    """40,000 HEADs on one token keep a bounded record (and the fact that a GET came)."""
+    store = AudioStore()
+    item = store.create("mp3")
+    item.record(FetchRecord(client="10.0.0.2", method="GET", at=0.0))
+    for n in range(40_000):
+        item.record(FetchRecord(client="10.0.0.3", method="HEAD", at=float(n)))
+    assert len(item.fetches) == MAX_FETCH_RECORDS
+    assert item.fetch_count == 40_001
+    assert item.was_fetched()
 
 
 def test_wav_encoder() -> None:

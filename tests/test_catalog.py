@@ -23,6 +23,7 @@ from custom_components.alicia_tts.catalog import (
     parse_catalog,
     parse_voice,
     read_catalog,
+    redact_url,
     save_catalog,
     voice_language,
 )
@@ -264,3 +265,47 @@ async def test_fetch_catalogue(server: VoiceServer) -> None:
             await async_fetch_catalog(session, "http://127.0.0.1:9/")
         assert caught.value.key == "catalog_unreachable"
         assert caught.value.placeholders["url"] == "http://127.0.0.1:9/voices.json"
+
+
+async def test_fetch_real_size_catalogue_in_pieces(server: VoiceServer) -> None:
+    """The real upstream voices.json (~230 kB) arriving in 8 kB pieces is read to its end."""
+    shipped = SHIPPED_CATALOG.read_bytes()
+    assert len(shipped) > 200_000
+    server.catalog_body = shipped
+    server.catalog_chunk = 8 * 1024
+    async with aiohttp.ClientSession() as session:
+        raw, voices = await async_fetch_catalog(session, server.base_url)
+    assert raw == shipped
+    assert len(voices) == len(json.loads(shipped))
+    server.catalog_body = b"{" + b" " * 100 + b"}"  # chunked and too large: still refused
+    with (
+        patch.object(catalog, "MAX_CATALOG_BYTES", 50),
+        pytest.raises(CatalogError, match="too large"),
+    ):
+        async with aiohttp.ClientSession() as session:
+            await async_fetch_catalog(session, server.base_url)
+
+
+async def test_credentials_never_shown(
+    server: VoiceServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A voice source URL with credentials: used, but never in errors or log lines."""
+    with_credentials = server.base_url.replace("http://", "http://user:s3cr3t@")
+    assert redact_url(with_credentials) == server.base_url.replace("http://", "http://***@")
+    assert (
+        redact_url("see http://a:b@h/x and https://c@h2/")
+        == "see http://***@h/x and https://***@h2/"
+    )
+    async with aiohttp.ClientSession() as session:
+        raw, _ = await async_fetch_catalog(session, with_credentials)
+        assert raw
+        server.rules["voices.json"] = "404"
+        server.catalog_body = b"{}"
+        with pytest.raises(CatalogError) as caught:
+            await async_fetch_catalog(session, with_credentials + "missing/")
+        assert "s3cr3t" not in str(caught.value)
+        assert "s3cr3t" not in str(caught.value.placeholders)
+        with pytest.raises(CatalogError) as caught:
+            await async_fetch_catalog(session, "http://user:s3cr3t@127.0.0.1:9/")
+        assert "s3cr3t" not in str(caught.value.placeholders)
+    assert "s3cr3t" not in caplog.text

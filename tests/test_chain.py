@@ -205,7 +205,7 @@ async def test_slow_local_times_out(
         gate.set()
     assert extension == "wav"
     assert engines["working"].messages == [MESSAGE]
-    assert "Timeout" in entry.runtime_data.chain.errors[-1].error
+    assert "no audio within 0.5 s" in entry.runtime_data.chain.errors[-1].error
 
 
 async def test_failure_after_audio_fails_cleanly(
@@ -440,3 +440,287 @@ async def test_speaker_path_all_fail(
     with pytest.raises(HomeAssistantError) as err:
         await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "local")
     assert err.value.translation_key != "all_engines_failed"
+
+
+# -- load, faults and bad input (issue 20) -------------------------------------------------
+
+
+async def test_busy_is_not_an_engine_failure(hass: HomeAssistant, engines: dict[str, Any]) -> None:
+    """A local engine refusing requests as busy never opens the breaker: once it has room
+    again, local speaks (the fallback only covered the busy moments)."""
+    entry = await setup_alicia(
+        hass, **{CONF_FALLBACK_ENGINES: ["tts.working"], CONF_BREAKER_THRESHOLD: 2}
+    )
+    engine = local_of(entry)
+    chain = entry.runtime_data.chain
+    engine.max_requests = 0  # nothing admitted, nothing may wait
+    engine.max_queued_chars = 0
+    for n in range(4):
+        await speak(hass, f"Busy number {n}.")
+    assert chain.breaker.state == "closed"
+    assert chain.stats["local"].failures == 0
+    assert chain.stats["local"].busy == 4
+    assert len(engines["working"].messages) == 4
+    engine.max_requests = 16
+    extension, _ = await speak(hass, "Room again.")
+    assert extension == "wav"
+    assert engines["working"].messages[-1] != "Room again."
+    assert entity_state(hass, "sensor.alicia_tts_active_engine") == "local"
+
+
+async def test_busy_without_fallback_says_busy(hass: HomeAssistant, setup_ha: None) -> None:
+    """With no other engine the caller gets the translated busy error, not 'no engine'."""
+    entry = await setup_alicia(hass)
+    engine = local_of(entry)
+    engine.max_requests = 0
+    engine.max_queued_chars = 0
+    with pytest.raises(HomeAssistantError) as err:
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3")
+    assert err.value.translation_key == "engine_busy"
+    assert set(err.value.translation_placeholders or {}) == {"active", "waiting", "max"}
+    assert "no engine configured" not in str(err.value)
+    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_get_tts_audio(MESSAGE, "en-US", {})
+    assert err.value.translation_key == "engine_busy"
+    assert entry.runtime_data.chain.stats["local"].failures == 0
+
+
+async def test_breaker_open_without_fallback_still_tries_local(
+    hass: HomeAssistant, setup_ha: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no fallback engine an open breaker does not turn every request into an error."""
+    entry = await setup_alicia(hass, **{CONF_BREAKER_THRESHOLD: 1})
+    break_local(local_of(entry), monkeypatch)
+    with pytest.raises(HomeAssistantError):
+        await speak(hass, "Fails once.")
+    assert entry.runtime_data.chain.breaker.is_open
+    monkeypatch.undo()
+    extension, _ = await speak(hass, "Works again.")
+    assert extension == "wav"
+
+
+async def test_control_characters_never_move_text_to_the_fallback(
+    hass: HomeAssistant, engines: dict[str, Any]
+) -> None:
+    """Messages with NUL (and other control characters) are spoken by local Piper; they never
+    count as failures, so the breaker stays closed and the cloud engine gets nothing."""
+    entry = await setup_alicia(
+        hass, **{CONF_FALLBACK_ENGINES: ["tts.working"], CONF_BREAKER_THRESHOLD: 3}
+    )
+    for text in ("Door\x00 open.", "Window\x00 open.", "Gate\x00 open.", "Bell\x07 rang."):
+        extension, data = await speak(hass, text)
+        assert extension == "wav"
+        assert parse_wav(data).rms > 0.05
+    item = await async_create_audio(hass, entry, "Lamp\x00 on.", SynthesisOptions(), "mp3")
+    assert item.source == "local"
+    await item.buffer.wait_done()
+    assert item.buffer.error is None
+    chain = entry.runtime_data.chain
+    assert chain.breaker.state == "closed"
+    assert chain.stats["local"].failures == 0
+    assert engines["working"].messages == []
+
+
+async def test_nothing_to_speak_is_the_callers_error(
+    hass: HomeAssistant, engines: dict[str, Any]
+) -> None:
+    """Text Piper cannot pronounce is refused, not counted, not sent to the fallback."""
+    entry = await setup_alicia(
+        hass, **{CONF_FALLBACK_ENGINES: ["tts.working"], CONF_BREAKER_THRESHOLD: 2}
+    )
+    for _ in range(3):
+        with pytest.raises(HomeAssistantError) as err:
+            await async_create_audio(hass, entry, "...", SynthesisOptions(), "mp3")
+        assert err.value.translation_key == "nothing_to_speak"
+        with pytest.raises(HomeAssistantError) as err:
+            await speak(hass, "...")
+    chain = entry.runtime_data.chain
+    assert chain.breaker.state == "closed"
+    assert chain.stats["local"].failures == 0
+    assert engines["working"].messages == []
+
+
+async def test_limit_on_ha_tts_path_with_local_skipped(
+    hass: HomeAssistant, engines: dict[str, Any], hass_client: Any
+) -> None:
+    """HA's tts_get_url with local skipped: 100,000 characters never reach the fallback."""
+    await setup_alicia(hass, **{CONF_FALLBACK_ENGINES: ["tts.working"], CONF_ENGINE: "fallback"})
+    client = await hass_client()
+    resp = await client.post(
+        "/api/tts_get_url",
+        json={"engine_id": ENTITY, "message": "A" * 100_000, "cache": False},
+    )
+    if resp.status == 200:
+        url = (await resp.json())["path"]
+        audio = await client.get(url)
+        assert audio.status >= 400 or not await audio.read()
+    await hass.async_block_till_done()
+    with pytest.raises(HomeAssistantError) as err:
+        await speak(hass, "B" * 5001)
+    assert engines["working"].messages == []
+    stream = tts.async_create_stream(hass, ENTITY, "en-US", {"preferred_format": "wav"})
+
+    async def long_text() -> AsyncGenerator[str]:  # like Assist: text arrives in pieces
+        for _ in range(6):
+            yield "C" * 1000
+
+    stream.async_set_message_stream(long_text())
+    with pytest.raises(HomeAssistantError) as err:
+        async for _ in stream.async_stream_result():
+            pass
+    assert err.value.translation_key == "invalid_message"
+    assert engines["working"].messages == []  # HA joins the text for it: nothing was sent
+
+
+@pytest.mark.parametrize(
+    ("message", "options", "key"),
+    [
+        ("", {}, "invalid_message"),
+        ("   \n ", {}, "invalid_message"),
+        ("x" * 5001, {}, "invalid_message"),
+        ("Hello.", {"voice": "xx_XX-none-low"}, "unknown_voice"),
+        ("Hello.", {"speed": 9}, "invalid_option"),
+    ],
+)
+async def test_bad_input_with_piper_missing_never_reaches_the_fallback(
+    hass: HomeAssistant,
+    engines: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    message: str,
+    options: dict[str, Any],
+    key: str,
+) -> None:
+    """Without local Piper the same validation runs on every entry point."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "piper", None)
+    entry = await setup_alicia(hass, **{CONF_FALLBACK_ENGINES: ["tts.working"]})
+    assert entry.runtime_data.engine is None
+    hass.states.async_set("media_player.kitchen", "idle")
+    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    calls: list[Any] = []
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "tts",
+            "speak",
+            {
+                "entity_id": ENTITY,
+                "media_player_entity_id": "media_player.kitchen",
+                "message": message,
+                "options": options,
+            },
+            blocking=True,
+        )
+    calls.append(err.value.translation_key)
+    if message:  # the service schema itself refuses an empty message
+        with pytest.raises(HomeAssistantError) as err:
+            await hass.services.async_call(
+                DOMAIN,
+                "audio_url",
+                {"message": message, **options},
+                blocking=True,
+                return_response=True,
+            )
+        calls.append(err.value.translation_key)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_get_tts_audio(message, "en-US", options)
+    calls.append(err.value.translation_key)
+    assert set(calls) == {key}
+    assert engines["working"].messages == []
+
+
+async def test_only_engine_timing_out_says_so(hass: HomeAssistant, engines: dict[str, Any]) -> None:
+    """The only engine giving no audio in time: a translated error naming it and the timeout
+    (not a bare TimeoutError, which HA's API turns into an empty 504)."""
+    entry = await setup_alicia(
+        hass,
+        **{
+            CONF_FALLBACK_ENGINES: ["tts.slow"],
+            CONF_ENGINE: "fallback",
+            CONF_FIRST_AUDIO_TIMEOUT: 0.3,
+        },
+    )
+    with pytest.raises(HomeAssistantError) as err:
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "fallback")
+    assert err.value.translation_key == "engine_timeout"
+    assert err.value.translation_placeholders == {"engine": "tts.slow", "timeout": "0.3"}
+    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_get_tts_audio(MESSAGE, "en-US", {"engine": "fallback"})
+    assert err.value.translation_key == "engine_timeout"
+
+
+async def test_fallback_raising_a_plain_exception_is_named(
+    hass: HomeAssistant, engines: dict[str, Any]
+) -> None:
+    """A fallback raising a non-HA exception: the error names it (never 'cancelled')."""
+    engines["failing"].behaviour = "crash"
+    entry = await setup_alicia(
+        hass, **{CONF_FALLBACK_ENGINES: ["tts.failing"], CONF_ENGINE: "fallback"}
+    )
+    with pytest.raises(HomeAssistantError) as err:
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "fallback")
+    assert err.value.translation_key == "engine_failed"
+    placeholders = err.value.translation_placeholders or {}
+    assert placeholders["engine"] == "tts.failing"
+    assert "RuntimeError" in placeholders["error"] or "crashed" in placeholders["error"]
+    assert "cancelled" not in placeholders["error"]
+    assert MESSAGE[:16] not in str(placeholders)
+    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_get_tts_audio(MESSAGE, "en-US", {"engine": "fallback"})
+    assert err.value.translation_key == "engine_failed"
+    assert all(MESSAGE[:16] not in e.error for e in entry.runtime_data.chain.errors)
+
+
+async def test_hanging_fallback_is_cancelled(
+    hass: HomeAssistant, engines: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first-audio timeout the hanging engine's call is cancelled, on both paths."""
+    entry = await setup_alicia(
+        hass,
+        **{
+            CONF_FALLBACK_ENGINES: ["tts.slow", "tts.working"],
+            CONF_ENGINE: "fallback",
+            CONF_FIRST_AUDIO_TIMEOUT: 0.3,
+        },
+    )
+    slow = engines["slow"]
+    for n in range(3):
+        item = await async_create_audio(hass, entry, f"Speaker {n}.", SynthesisOptions(), "mp3")
+        assert item.source == "tts.working"
+        await speak(hass, f"Player {n}.")
+    await hass.async_block_till_done()
+    assert len(slow.messages) == 6
+    assert slow.running == 0
+    assert slow.cancelled == 6
+
+
+async def test_errors_never_carry_the_message(
+    hass: HomeAssistant,
+    engines: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every error Alicia raises (which HA logs) and logs is free of the message text, even
+    when an engine quotes it."""
+    entry = await setup_alicia(hass, **{CONF_FALLBACK_ENGINES: ["tts.failing"]})
+    break_local(local_of(entry), monkeypatch)
+    secret = "The safe code is 4711 and the alarm is off."
+    raised: list[HomeAssistantError] = []
+    for forced in (None, "fallback"):
+        with pytest.raises(HomeAssistantError) as err:
+            await async_create_audio(hass, entry, secret, SynthesisOptions(), "mp3", forced)
+        raised.append(err.value)
+        entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+        options = {} if forced is None else {"engine": forced}
+        with pytest.raises(HomeAssistantError) as err:
+            await entity.async_get_tts_audio(secret, "en-US", options)
+        raised.append(err.value)
+    for error in raised:
+        text = f"{error} {error.translation_placeholders}"
+        assert "4711" not in text
+        assert secret[:12] not in text
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.alicia_tts")]
+    assert all("4711" not in r.getMessage() for r in ours if r.levelno > 10)

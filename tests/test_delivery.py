@@ -1,5 +1,6 @@
 """Audio for speakers over Home Assistant's real HTTP server: tokens, HEAD, Range, streaming."""
 
+import asyncio
 from collections.abc import Callable, Coroutine
 import json
 from pathlib import Path
@@ -18,9 +19,15 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import numpy as np
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.alicia_tts.audio import AudioItem, new_token
+from custom_components.alicia_tts import delivery
+from custom_components.alicia_tts.audio import (
+    DEFAULT_TOKEN_TTL,
+    MAX_FETCH_RECORDS,
+    AudioItem,
+    new_token,
+)
 from custom_components.alicia_tts.const import (
     CONF_AUDIO_FORMAT,
     CONF_SPEAKER_BASE_URL,
@@ -30,6 +37,7 @@ from custom_components.alicia_tts.const import (
 )
 from custom_components.alicia_tts.delivery import (
     URL_PREFIX,
+    async_create_audio,
     async_create_local_audio,
     async_get_store,
     audio_url,
@@ -349,6 +357,8 @@ async def test_fuzz_never_500(
         "bytes=-0",
         "bytes= 1 - 2",
         "bytes=\u00e9-",
+        "bytes=" + "7" * 4500 + "-",
+        "bytes=-" + "8" * 4500,
     ]
     statuses: set[int] = set()
     for _ in range(250):
@@ -442,3 +452,141 @@ async def test_no_url_at_all(hass: HomeAssistant) -> None:
     issue = ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_SPEAKER_URL)
     assert issue is not None
     assert issue.translation_key == "speaker_url_missing"
+
+
+# -- load (issue 20) ---------------------------------------------------------------------------
+
+
+async def test_requests_beyond_the_bound_wait_their_turn(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """More requests than may be in flight: they wait in turn, and every one is served."""
+    engine = init_integration.runtime_data.engine
+    assert isinstance(engine, PiperEngine)
+    engine.max_requests = 2
+    messages = [f"Announcement number {n} is here." for n in range(10)]
+    items = await asyncio.gather(*(make_audio(hass, init_integration, m) for m in messages))
+    for item in items:
+        await item.buffer.wait_done()
+        assert item.buffer.error is None
+        assert item.buffer.size > 1000
+    assert engine.queued >= 8
+    assert engine.rejected == 0
+    chain = init_integration.runtime_data.chain
+    assert chain.stats["local"].failures == 0
+
+
+async def test_identical_requests_share_one_synthesis(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """200 identical messages at once: one synthesis, 200 tokens with the same audio."""
+    engine = init_integration.runtime_data.engine
+    assert isinstance(engine, PiperEngine)
+    inferred: list[int] = []
+    real_infer = engine.infer
+
+    def counting(job: SynthesisJob, ids: list[int]) -> bytes:
+        inferred.append(len(ids))
+        return real_infer(job, ids)
+
+    monkeypatch.setattr(engine, "infer", counting)
+    store = async_get_store(hass)
+    message = "Everybody hears the same announcement."
+    items = await asyncio.gather(
+        *(
+            async_create_audio(hass, init_integration, message, SynthesisOptions(), "mp3")
+            for _ in range(200)
+        )
+    )
+    assert len({item.token for item in items}) == 200
+    await items[-1].buffer.wait_done()
+    assert len(inferred) == 1  # one sentence, synthesized once
+    assert store.shared == 199
+    audio = items[0].buffer.getvalue()
+    assert all(item.buffer.getvalue() is audio for item in items)
+    client = await hass_client_no_auth()
+    assert await (await client.get(path_of(items[123]))).read() == audio
+
+
+async def test_huge_range_numbers_are_416_not_500(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+) -> None:
+    """A Range header with thousands of digits is unsatisfiable (or the whole file)."""
+    item = await make_audio(hass, init_integration, "Range me.")
+    await item.buffer.wait_done()
+    client = await hass_client_no_auth()
+    resp = await client.get(path_of(item), headers={"Range": "bytes=" + "9" * 5000 + "-"})
+    assert resp.status == 416
+    resp = await client.get(path_of(item), headers={"Range": "bytes=0-" + "9" * 5000})
+    assert resp.status == 200
+    assert await resp.read() == item.buffer.getvalue()
+    resp = await client.get(path_of(item), headers={"Range": "bytes=-" + "9" * 5000})
+    assert resp.status == 200
+
+
+async def test_fetch_record_is_bounded(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+) -> None:
+    """Many requests on one token keep a bounded record, and the token still works."""
+    item = await make_audio(hass, init_integration, "Head, head, head.")
+    await item.buffer.wait_done()
+    client = await hass_client_no_auth()
+    assert (await client.get(path_of(item))).status == 200
+    for _ in range(300):
+        assert (await client.head(path_of(item))).status == 200
+    assert len(item.fetches) == MAX_FETCH_RECORDS
+    assert item.fetch_count == 301
+    assert item.was_fetched()
+
+
+async def test_audio_budget_over_http(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+) -> None:
+    """Live items and cached audio share one budget: old fetched audio makes room."""
+    store = async_get_store(hass)
+    client = await hass_client_no_auth()
+    first = await make_audio(hass, init_integration, "The first of many.")
+    await first.buffer.wait_done()
+    assert (await client.get(path_of(first))).status == 200
+    store.budget_bytes = first.buffer.size * 3
+    later = []
+    for n in range(4):
+        item = await make_audio(hass, init_integration, f"Another one, number {n}.")
+        await item.buffer.wait_done()
+        later.append(item)
+    assert store.held_bytes() <= store.budget_bytes
+    assert (await client.get(path_of(first))).status == 404
+    assert (await client.get(path_of(later[-1]))).status == 200
+    assert store.evicted > 0
+
+
+async def test_expired_audio_goes_without_new_requests(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Expired tokens and unused cached audio are dropped on a timer, not only when the next
+    request comes, and the freed memory is handed back to the OS."""
+    released: list[bool] = []
+    monkeypatch.setattr(delivery, "RELEASE_AFTER_BYTES", 1)
+
+    def release() -> bool:
+        released.append(True)
+        return True
+
+    monkeypatch.setattr(delivery, "release_free_memory", release)
+    store = async_get_store(hass)
+    item = await make_audio(hass, init_integration, "Soon gone.")
+    await item.buffer.wait_done()
+    assert len(store) == 1
+    assert store.cached_bytes > 0
+    freezer.tick(DEFAULT_TOKEN_TTL + delivery.CLEANUP_INTERVAL + 1)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(store) == 0
+    assert store.held_bytes() == 0
+    assert released == [True]

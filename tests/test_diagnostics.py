@@ -40,3 +40,31 @@ async def test_diagnostics(
     assert result == snapshot(
         exclude=props("at", "platform", "last_latency_ms", "cached_bytes", "voices", "workers")
     )
+
+
+async def test_credentials_redacted(
+    hass: HomeAssistant,
+    engines: dict[str, Any],
+    hass_client: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+    joe_files: tuple[Any, Any],
+    socket_enabled: None,
+) -> None:
+    """A voice source URL with credentials: not in diagnostics, not in the log."""
+    from custom_components.alicia_tts.config_flow import async_refresh_catalog
+
+    from .voice_server import start_voice_server
+
+    assert await async_setup_component(hass, "diagnostics", {})
+    async for server in start_voice_server(joe_files):
+        url = server.base_url.replace("http://", "http://user:s3cr3t@")
+        entry = await setup_alicia(
+            hass, catalog_url=url, speaker_base_url="http://admin:hunter2@192.168.1.10:8123"
+        )
+        assert await async_refresh_catalog(hass, url)
+        result = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        assert "s3cr3t" not in str(result)
+        assert "hunter2" not in str(result)
+        assert "***@127.0.0.1" in result["entry"]["options"]["catalog_url"]
+        assert "s3cr3t" not in caplog.text
+        assert "Voice catalogue refreshed" in caplog.text

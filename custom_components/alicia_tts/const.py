@@ -24,6 +24,8 @@ ISSUE_SPEAKER_URL: Final = "speaker_url"
 ISSUE_NEVER_FETCHED: Final = "never_fetched"
 ISSUE_VOICE_MISSING: Final = "voice_missing"
 ISSUE_FALLBACK_MISSING: Final = "fallback_missing"
+ISSUE_SLOW_VOICE: Final = "slow_voice"  # the device check measured the voice as too slow
+ISSUE_SLOW_VOICE_NO_ALTERNATIVE: Final = "slow_voice_no_alternative"  # same, nothing faster
 
 # Options (entry.options; see docs/options.md)
 CONF_SPEAKER_BASE_URL: Final = "speaker_base_url"

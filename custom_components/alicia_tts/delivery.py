@@ -4,12 +4,16 @@
 token is 128 random bits and expires. While synthesis runs the audio is streamed (chunked, no
 length); once complete it is served with ``Content-Length`` and single ``Range`` support.
 Unknown or expired tokens give 404, unsatisfiable ranges 416, failed synthesis 503 — never 500.
-Every request is recorded with the client's address, for playback diagnostics.
+The last requests of each item are recorded with the client's address, for playback diagnostics.
+
+Identical requests made while the first one is still being synthesized share its synthesis
+(each gets its own token).
 """
 
 import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import asdict
+from datetime import datetime, timedelta
 import hashlib
 import ipaddress
 import json
@@ -18,9 +22,9 @@ import time
 from typing import Final
 
 from aiohttp import web
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.http import HomeAssistantView
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.util.hass_dict import HassKey
@@ -30,6 +34,7 @@ from .audio import (
     AudioItem,
     AudioStore,
     FetchRecord,
+    PendingAudio,
     RangeNotSatisfiableError,
     StreamEncoder,
     audio_duration,
@@ -37,11 +42,19 @@ from .audio import (
     make_encoder,
     parse_range,
     range_needs_complete_audio,
+    release_free_memory,
 )
-from .chain import LOCAL, scrub
+from .chain import LOCAL, NoAudioError, bounded_wait, describe_error
 from .const import DOMAIN, ISSUE_SPEAKER_URL
-from .engine import EngineError, InvalidRequestError, SynthesisJob, SynthesisOptions
-from .errors import all_engines_failed, local_unavailable
+from .engine import (
+    MAX_MESSAGE_CHARS,
+    EngineBusyError,
+    InvalidRequestError,
+    SynthesisJob,
+    SynthesisOptions,
+    validate_message,
+)
+from .errors import engine_error, exhausted_error, local_unavailable
 from .models import AliciaConfigEntry, SpeakerUrl
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,13 +63,48 @@ URL_PREFIX: Final = "/api/alicia_tts/audio/"
 DATA_STORE: HassKey[AudioStore] = HassKey(f"{DOMAIN}_audio_store")
 # How long a Range request for audio still being synthesized may wait for its end.
 RANGE_WAIT_TIMEOUT: Final = 60.0
+# Expired audio is dropped at least this often (seconds).
+CLEANUP_INTERVAL: Final = 30.0
+# Freed audio after which memory is handed back to the OS.
+RELEASE_AFTER_BYTES: Final = 4 * 1024 * 1024
 
 
 def async_get_store(hass: HomeAssistant) -> AudioStore:
-    """The audio store of this Home Assistant, with its view registered once."""
+    """The audio store of this Home Assistant, with its view registered once.
+
+    Expired audio is dropped every ``CLEANUP_INTERVAL`` seconds even when no new request comes
+    (a prune otherwise runs with each new item), and once enough audio was let go of, the freed
+    memory is handed back to the OS (in the executor).
+    """
     if (store := hass.data.get(DATA_STORE)) is None:
         store = hass.data[DATA_STORE] = AudioStore()
         hass.http.register_view(AliciaAudioView(store))
+        freed = 0
+        trimming = False
+
+        async def async_release() -> None:
+            nonlocal trimming
+            try:
+                await hass.async_add_executor_job(_release_free_memory)
+            finally:
+                trimming = False
+
+        @callback
+        def on_freed(size: int) -> None:
+            nonlocal freed, trimming
+            freed += size
+            if freed >= RELEASE_AFTER_BYTES and not trimming:
+                freed, trimming = 0, True
+                hass.async_create_background_task(async_release(), "alicia_tts release memory")
+
+        @callback
+        def cleanup(_now: datetime) -> None:
+            store.prune()
+
+        store.on_freed = on_freed
+        async_track_time_interval(
+            hass, cleanup, timedelta(seconds=CLEANUP_INTERVAL), cancel_on_shutdown=True
+        )
     return store
 
 
@@ -87,7 +135,7 @@ class AliciaAudioView(HomeAssistantView):
             at=self.store.now(),
             range=request.headers.get("Range"),
         )
-        item.fetches.append(record)
+        item.record(record)
         return record
 
     @staticmethod
@@ -256,30 +304,48 @@ async def async_create_local_audio(
 ) -> AudioItem:
     """An audio item for ``message`` spoken by the local engine; synthesis runs on.
 
-    A cached copy is served at once. Otherwise the request is admitted by the engine (errors are
-    raised here, before any URL exists) and synthesis continues in a background task of the
+    A cached copy is served at once, and a request identical to one still in progress shares
+    its synthesis. Otherwise the request is admitted by the engine (waiting for its turn; errors
+    are raised here, before any URL exists) and synthesis continues in a background task of the
     entry, streaming into the item.
     """
     data = entry.runtime_data
-    if data.engine is None:
+    if (engine := data.engine) is None:
         raise local_unavailable(data)
     store = async_get_store(hass)
     voice = options.voice or data.voice
     key = cache_key("local", voice, options, message, extension)
     if (hit := store.cache_get(key)) is not None:
         return _filled(store.create(extension, owner=entry.entry_id, cache_key=key), hit)
-    job = await data.engine.async_start(options, data.voice)
+    if (pending := store.pending(key)) is not None:
+        await asyncio.shield(pending.admitted)  # its admission error, if it was refused
+        store.shared += 1
+        item = store.create(extension, owner=entry.entry_id, cache_key=key, buffer=pending.buffer)
+        item.shared = True
+        return item
+    pending = store.start_pending(key)
     try:
-        encoder = await hass.async_add_executor_job(make_encoder, extension, job.sample_rate)
-    except BaseException:
-        job.release()
+        job = await engine.async_start(options, data.voice, characters=len(message))
+        try:
+            encoder = await hass.async_add_executor_job(make_encoder, extension, job.sample_rate)
+        except BaseException:
+            job.release()
+            raise
+    except BaseException as err:
+        store.end_pending(key, pending)
+        if isinstance(err, Exception):
+            pending.admitted.set_exception(err)
+            pending.admitted.exception()  # retrieved: nobody may be waiting for it
+        else:
+            pending.admitted.cancel()
         raise
-    item = store.create(extension, owner=entry.entry_id, cache_key=key)
-    item.task = entry.async_create_background_task(
+    item = store.create(extension, owner=entry.entry_id, cache_key=key, buffer=pending.buffer)
+    item.task = pending.task = entry.async_create_background_task(
         hass,
-        _async_produce(hass, store, item, job, encoder, message),
+        _async_produce(hass, store, item, job, encoder, message, pending),
         name=f"alicia_tts audio {item.token[:6]}",
     )
+    pending.admitted.set_result(None)
     return item
 
 
@@ -306,42 +372,68 @@ async def async_create_audio(
     """An audio item from the first engine of the chain that produces audio in time.
 
     Local Piper streams in the speakers' format; a fallback engine's audio (HA's tts, usually
-    MP3) is passed through in its own format and cached under its own key.
+    MP3) is passed through in its own format and cached under its own key. The message is
+    checked (and cleaned) before any engine sees it; bad input and a busy engine never count as
+    engine failures.
     """
-    chain = entry.runtime_data.chain
+    data = entry.runtime_data
+    chain = data.chain
     store = async_get_store(hass)
-    last_error = ""
-    failures: list[Exception] = []
+    limit = data.engine.max_message_chars if data.engine is not None else MAX_MESSAGE_CHARS
+    try:
+        message = validate_message(message, limit)
+    except InvalidRequestError as err:
+        raise engine_error(err) from err
+    failures: list[tuple[str, Exception]] = []
+    busy: EngineBusyError | None = None
+    timeout = chain.first_audio_timeout
     for engine in chain.order(forced):
         started = time.monotonic()
         item: AudioItem | None = None
         try:
             if engine == LOCAL:
                 item = await async_create_local_audio(hass, entry, message, options, extension)
+                local = data.engine
+                stalled = local.stalled if local is not None else None
             else:
                 item = await _async_create_fallback_audio(hass, entry, engine, message)
-            async with asyncio.timeout(chain.first_audio_timeout):
-                await item.buffer.wait_size(1)
+                stalled = None
+            await bounded_wait(item.buffer.wait_size(1), timeout, stalled)
             if item.buffer.size == 0:
-                raise HomeAssistantError(item.buffer.error or "no audio")
-        except InvalidRequestError:
-            raise
-        except (EngineError, HomeAssistantError, TimeoutError) as err:
-            last_error = scrub(str(err) or type(err).__name__, message)
-            _LOGGER.info("Engine %s failed before any audio: %s", engine, last_error)
-            chain.record_failure(engine, last_error, len(message))
-            failures.append(err)
-            if item is not None:
-                if item.task is not None:
-                    item.task.cancel()
-                store.discard(item.token)
+                if item.buffer.exception is not None:
+                    raise item.buffer.exception
+                raise NoAudioError(item.buffer.error or "no audio")
+        except InvalidRequestError as err:  # the caller's mistake: not the engine's failure
+            _forget(store, item)
+            raise engine_error(err) from err
+        except EngineBusyError as err:
+            chain.record_busy(engine)
+            busy = err
+            continue
+        except Exception as err:
+            shared = item is not None and item.shared
+            _forget(store, item)
+            if shared:  # the request it followed counts the failure
+                failures.append((engine, err))
+                continue
+            error = describe_error(err, message, timeout)
+            _LOGGER.info("Engine %s failed before any audio: %s", engine, error)
+            chain.record_failure(engine, error, len(message))
+            failures.append((engine, err))
             continue
         chain.record_success(engine, len(message), time.monotonic() - started)
         return item
     chain.record_exhausted()
-    if len(failures) == 1:  # one engine only: its own error says most
-        raise failures[0]
-    raise all_engines_failed(last_error)
+    raise exhausted_error(data, failures, busy, message, timeout, forced)
+
+
+def _forget(store: AudioStore, item: AudioItem | None) -> None:
+    """Drop an item given up on (and stop its own production)."""
+    if item is None:
+        return
+    if item.task is not None:
+        item.task.cancel()
+    store.discard(item.token)
 
 
 async def _async_create_fallback_audio(
@@ -376,10 +468,10 @@ async def _async_copy(
     try:
         async for chunk in chunks:
             buffer.append(chunk)
-    except HomeAssistantError as err:
-        error = scrub(str(err), message)
+    except Exception as err:  # whatever the engine raised: it failed, and says how
+        error = describe_error(err, message)
         _LOGGER.warning("Fallback engine %s failed: %s", item.source, error)
-        buffer.fail(error)
+        buffer.fail(error, err)
         return
     except BaseException:
         buffer.fail("cancelled")
@@ -401,6 +493,7 @@ async def _async_produce(
     job: SynthesisJob,
     encoder: StreamEncoder,
     message: str,
+    pending: PendingAudio,
 ) -> None:
     """Synthesize into the item's buffer, encoding each sentence as it comes."""
     buffer = item.buffer
@@ -411,19 +504,28 @@ async def _async_produce(
             pcm_bytes += len(pcm)
             buffer.append(await hass.async_add_executor_job(encoder.encode, pcm))
         buffer.append(await hass.async_add_executor_job(encoder.finish))
-    except EngineError as err:
-        _LOGGER.warning("Synthesis for a speaker failed: %s", err)
-        buffer.fail(str(err))
+    except Exception as err:
+        error = describe_error(err, message)
+        if not isinstance(err, InvalidRequestError):
+            _LOGGER.warning("Synthesis for a speaker failed: %s", error)
+        buffer.fail(error, err)
         return
     except BaseException:
         buffer.fail("cancelled")
         raise
+    finally:
+        job.release()
+        store.end_pending(item.cache_key or "", pending)
     if (fix := encoder.final_header(pcm_bytes)) is not None:
         buffer.replace(*fix)
     item.duration = pcm_bytes / (2 * job.sample_rate)
     buffer.complete()
     if item.cache_key is not None:
         store.cache_put(item.cache_key, buffer.getvalue(), item.duration)
+
+
+def _release_free_memory() -> bool:
+    return release_free_memory()  # looked up at each call (tests replace it)
 
 
 def audio_url(base: str, item: AudioItem) -> str:

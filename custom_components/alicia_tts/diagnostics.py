@@ -1,6 +1,7 @@
 """Diagnostics: options, engine chain and breaker, platform facts, usage, recent errors.
 
 Message texts are never included: recorded errors have them scrubbed when they are recorded.
+Credentials in URLs (a voice source ``http://user:password@host/``) are redacted.
 """
 
 from dataclasses import asdict
@@ -11,10 +12,21 @@ from typing import Any
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 
+from .catalog import redact_url
 from .chain import LOCAL
 from .const import CONF_PIPER_APP_INSTALLED
 from .delivery import async_get_store
+from .measurements import async_get_check
 from .models import AliciaConfigEntry
+
+
+def _redacted(values: Any) -> Any:
+    """Entry data or options with credentials removed from every URL in them."""
+    if isinstance(values, dict):
+        return {key: _redacted(value) for key, value in values.items()}
+    if isinstance(values, list):
+        return [_redacted(value) for value in values]
+    return redact_url(values) if isinstance(values, str) else values
 
 
 def _platform_facts() -> dict[str, Any]:
@@ -38,8 +50,10 @@ async def async_get_config_entry_diagnostics(
     facts = await hass.async_add_executor_job(_platform_facts)
     facts["home_assistant"] = HA_VERSION
     facts["piper_loaded"] = engine is not None
+    if (check := async_get_check(hass, entry.entry_id)) is not None:
+        facts["device_check"] = check.as_diagnostics()  # CPU and measured speed
     diagnostics: dict[str, Any] = {
-        "entry": {"data": dict(entry.data), "options": dict(entry.options)},
+        "entry": {"data": _redacted(dict(entry.data)), "options": _redacted(dict(entry.options))},
         "platform": facts,
         "local_engine": {
             "available": engine is not None,
@@ -52,6 +66,10 @@ async def async_get_config_entry_diagnostics(
             "workers": engine.workers if engine else None,
             "max_requests": engine.max_requests if engine else None,
             "active_requests": engine.active_requests if engine else None,
+            "max_queued_chars": engine.max_queued_chars if engine else None,
+            "waiting_requests": engine.waiting_requests if engine else None,
+            "waiting_chars": engine.waiting_chars if engine else None,
+            "queued_total": engine.queued if engine else None,
             "rejected_busy": engine.rejected if engine else None,
         },
         "chain": {
@@ -76,15 +94,19 @@ async def async_get_config_entry_diagnostics(
             for error in chain.errors
         ],
         "speakers": {
-            "base_url": data.speaker_url.url,
+            "base_url": redact_url(data.speaker_url.url) if data.speaker_url.url else None,
             "base_url_problem": data.speaker_url.problem,
             "audio_format": data.audio_format,
         },
         "audio_store": {
             "live_items": len(store),
+            "budget_bytes": store.budget_bytes,
+            "held_bytes": store.held_bytes(),
             "cached_bytes": store.cached_bytes,
             "cache_hits": store.cache_hits,
             "cache_misses": store.cache_misses,
+            "shared": store.shared,
+            "evicted": store.evicted,
         },
     }
     if entry.data.get(CONF_PIPER_APP_INSTALLED):

@@ -5,8 +5,14 @@ fetched. Each file is streamed into a hidden temp file in the voices folder
 (``.<name>.<random>.part``, which the voice scan never picks up) while its MD5 is computed;
 size and MD5 are checked against the catalogue, the file is fsync'ed, and only when both files
 are complete and correct are they renamed into place (config first, model last, so a scan never
-sees a model without its config). On any failure, cancellation included, the temp files are
-removed: a partial or corrupt voice is never loaded.
+sees a model without its config). Before that the voice is opened as the engine would open it
+(``verify``: its config parsed, its model loaded), so a voice that cannot load is never
+installed, even when its size and MD5 match a wrong catalogue. On any failure, cancellation
+included, the temp files are removed: a partial or corrupt voice is never loaded. Temp files a
+killed process left behind are removed at setup (:func:`remove_stale_parts`).
+
+URLs in errors and log lines never show credentials (``http://user:password@host`` is shown as
+``http://***@host``).
 
 Blocking file work runs through ``run_blocking`` (Home Assistant's executor in the integration).
 """
@@ -26,7 +32,8 @@ from typing import IO, Any, Final
 
 import aiohttp
 
-from .catalog import CatalogFile, CatalogVoice, file_url, format_size
+from .catalog import CatalogFile, CatalogVoice, file_url, format_size, redact_url
+from .engine import VoiceLoadError, check_voice_files
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,11 +44,14 @@ WRITE_BYTES: Final = 1024 * 1024
 SPACE_MARGIN: Final = 16 * 1024 * 1024
 # Temp files older than this are leftovers of an interrupted run.
 STALE_PART_SECONDS: Final = 24 * 3600
+# Temp files from before this module was imported were made by an earlier process.
+PROCESS_STARTED: Final = time.time()
 CONNECT_TIMEOUT: Final = 30.0
 READ_TIMEOUT: Final = 60.0
 
 type Progress = Callable[[int, int], None]
 type RunBlocking = Callable[..., Awaitable[Any]]
+type Verify = Callable[[Path, Path], None]
 
 
 class DownloadError(Exception):
@@ -85,6 +95,10 @@ class StorageError(DownloadError):
     key = "write_failed"
 
 
+class UnusableVoiceError(DownloadError):
+    """The downloaded files are complete but the voice cannot be loaded: not installed."""
+
+
 async def _run_in_thread(func: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(func, *args)
 
@@ -105,17 +119,40 @@ def _storage_error(err: OSError, folder: Path, needed: int | None = None) -> Dow
     return StorageError(f"cannot write to {folder}: {err}", folder=str(folder))
 
 
+def _remove_parts(folder: Path, before: float) -> int:
+    """Remove temp files last written before ``before`` (blocking); how many went."""
+    removed = 0
+    for part in folder.glob(".*.part"):
+        try:
+            if part.stat().st_mtime < before:
+                part.unlink()
+                removed += 1
+        except OSError as err:
+            _LOGGER.debug("Cannot remove %s: %s", part, err)
+    return removed
+
+
+def remove_stale_parts(folders: list[Path], before: float | None = None) -> int:
+    """Remove the temp files of downloads a killed process left behind (blocking).
+
+    Everything written before ``before`` (default: when this process loaded the integration,
+    so a download running now is never touched) goes; how many files went.
+    """
+    cutoff = PROCESS_STARTED if before is None else before
+    removed = 0
+    for folder in folders:
+        if folder.is_dir():
+            removed += _remove_parts(folder, cutoff)
+    if removed:
+        _LOGGER.info("Removed %d temp file(s) of interrupted downloads", removed)
+    return removed
+
+
 def prepare_folder(folder: Path, needed: int) -> None:
     """Create the voices folder, drop stale temp files, check free space (blocking)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        now = time.time()
-        for part in folder.glob(".*.part"):
-            try:
-                if now - part.stat().st_mtime > STALE_PART_SECONDS:
-                    part.unlink()
-            except OSError as err:
-                _LOGGER.debug("Cannot remove %s: %s", part, err)
+        _remove_parts(folder, time.time() - STALE_PART_SECONDS)
         free = shutil.disk_usage(folder).free
     except OSError as err:
         raise _storage_error(err, folder, needed) from err
@@ -171,9 +208,9 @@ async def _fetch(
         async with session.get(url, timeout=timeout) as response:
             if response.status != 200:
                 raise HttpStatusError(
-                    f"HTTP {response.status} for {url}",
+                    f"HTTP {response.status} for {redact_url(url)}",
                     status=str(response.status),
-                    url=url,
+                    url=redact_url(url),
                     file=target.name,
                 )
             received = 0
@@ -192,7 +229,9 @@ async def _fetch(
                 on_bytes(len(chunk))
     except (aiohttp.ClientError, TimeoutError) as err:
         detail = str(err) or type(err).__name__
-        raise ConnectionFailedError(f"{target.name}: {detail}", url=url, file=target.name) from err
+        raise ConnectionFailedError(
+            f"{target.name}: {redact_url(detail)}", url=redact_url(url), file=target.name
+        ) from err
     except OSError as err:
         raise _storage_error(err, part.folder, target.size) from err
     try:
@@ -219,6 +258,17 @@ def _install(parts: list[_Part]) -> None:
         part.path.replace(part.folder / part.target.name)
 
 
+def _verify(verify: Verify, voice: CatalogVoice, parts: list[_Part]) -> None:
+    """Open the downloaded voice as the engine would (blocking); UnusableVoiceError if not."""
+    paths = {part.target.name: part.path for part in parts}
+    try:
+        verify(paths[voice.model.name], paths[voice.config.name])
+    except VoiceLoadError as err:
+        raise UnusableVoiceError(
+            f"the downloaded voice {voice.key} cannot be loaded: {err}"
+        ) from err
+
+
 async def async_download_voice(
     session: aiohttp.ClientSession,
     base_url: str,
@@ -227,11 +277,14 @@ async def async_download_voice(
     *,
     progress: Progress | None = None,
     run_blocking: RunBlocking = _run_in_thread,
+    verify: Verify = check_voice_files,
 ) -> Path:
     """Download and verify a voice into ``folder``; the path of its model.
 
-    ``progress(done, total)`` is called as bytes arrive. Raises a DownloadError subclass;
-    nothing but the complete, verified voice is ever left in ``folder``.
+    ``progress(done, total)`` is called as bytes arrive. ``verify(model, config)`` (blocking;
+    default: the engine's own check) must accept the files before they are moved into place.
+    Raises a DownloadError subclass; nothing but the complete, verified voice that loads is
+    ever left in ``folder``.
     """
     total = voice.size
     done = 0
@@ -252,8 +305,9 @@ async def async_download_voice(
                 raise _storage_error(err, folder, total) from err
             parts.append(part)
             url = str(file_url(base_url, target.path))
-            _LOGGER.debug("Downloading %s to %s", url, part.path)
+            _LOGGER.debug("Downloading %s to %s", redact_url(url), part.path)
             await _fetch(session, url, part, run_blocking, on_bytes)
+        await run_blocking(_verify, verify, voice, parts)
         try:
             await run_blocking(_install, parts)
         except OSError as err:

@@ -6,10 +6,17 @@ What it does:
 - synthesizes sentence by sentence, honouring the engine options of ``shared/docs/options.md``
   (``voice``, ``speaker``, ``speed``, ``noise_scale``, ``noise_w_scale``, ``gain``,
   ``sentence_silence``, ``leading_silence``);
-- bounds the work: ``workers`` threads of its own run the ONNX inference (CPU-bound), and at most
-  ``max_requests`` requests may be in flight; one more is rejected at once with
-  :class:`EngineBusyError` instead of piling up. A request never runs ahead of its consumer by
-  more than one sentence, so memory stays bounded, and a consumer that goes away stops it.
+- bounds the work: ``workers`` threads of its own run the ONNX inference (CPU-bound); at most
+  ``max_requests`` requests are in flight, interleaved sentence by sentence (each request hands
+  the inference worker one sentence at a time, so a short message's first audio waits for one
+  sentence of each request ahead, never for whole long messages); more requests wait in a FIFO
+  bounded by the characters waiting (``max_queued_chars``), and only one that would pass that
+  bound is rejected, at once, with :class:`EngineBusyError`. A request never runs ahead of its
+  consumer by more than one sentence, so memory stays bounded, and a consumer that goes away
+  stops it;
+- cleans text before espeak-ng sees it (control characters become spaces, see
+  :func:`clean_message`) and cuts sentences longer than ``MAX_SENTENCE_CHARS`` at a clause or
+  word boundary, so one unpunctuated message cannot hold the worker for minutes.
 
 A voice is its config (``voice_model.py``), the engine's one espeak-ng phonemizer
 (``phonemes.py``; serialized: espeak-ng is global state) and an inference session of the chosen
@@ -19,15 +26,18 @@ threads); with more workers, inferences run in parallel.
 """
 
 import asyncio
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import logging
 import os
+from pathlib import Path
 import re
 import threading
+import time
 from typing import Any, Final
+import unicodedata
 import weakref
 
 from .backends import (
@@ -51,6 +61,13 @@ CHANNELS: Final = 1
 
 # Documented maximum message length (characters) for one request.
 MAX_MESSAGE_CHARS: Final = 5000
+# Requests in flight (interleaved sentence by sentence) and the characters that may wait beyond
+# them, per engine. Two maximum-length messages, or about 200 one-sentence announcements, wait;
+# one more is refused as busy.
+MAX_REQUESTS: Final = 16
+MAX_QUEUED_CHARS: Final = 10_000
+# A sentence longer than this is cut at a clause or word boundary (one inference each).
+MAX_SENTENCE_CHARS: Final = 400
 
 # Engine options (shared/docs/options.md) with their allowed ranges.
 OPTION_RANGES: Final[dict[str, tuple[float, float]]] = {
@@ -102,6 +119,12 @@ class InvalidMessageError(InvalidRequestError):
     """The message is empty or longer than the documented maximum."""
 
     translation_key = "invalid_message"
+
+
+class NothingToSpeakError(InvalidMessageError):
+    """The message has text, but nothing Piper can pronounce (only punctuation, emoji...)."""
+
+    translation_key = "nothing_to_speak"
 
 
 class VoiceLoadError(EngineError):
@@ -174,16 +197,87 @@ def parse_options(options: Mapping[str, Any]) -> SynthesisOptions:
     return SynthesisOptions(**values)
 
 
-def validate_message(message: str, max_chars: int = MAX_MESSAGE_CHARS) -> None:
-    """Reject empty and too-long messages."""
-    if not message.strip():
-        raise InvalidMessageError("the message is empty", length="0", max=str(max_chars))
+def _is_control(char: str) -> bool:
+    # Cc: C0/C1 controls (NUL, ESC, tab, carriage return...; a newline stays),
+    # Cs: lone surrogates (JSON can carry them; they cannot be encoded for espeak-ng).
+    return unicodedata.category(char) in ("Cc", "Cs") and char != "\n"
+
+
+def clean_message(text: str) -> str:
+    """The text with control characters and lone surrogates replaced by spaces.
+
+    Newlines stay (a blank line ends a sentence); every other control character (NUL, escape
+    sequences, a stray form feed from a template) would at best be read out as nothing and at
+    worst make espeak-ng fail. Same length as ``text``, so limits count the same characters.
+    """
+    if text.isprintable():
+        return text
+    return "".join(" " if _is_control(char) else char for char in text)
+
+
+def validate_message(message: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
+    """The message, cleaned (:func:`clean_message`); rejects empty and too-long messages."""
     if len(message) > max_chars:
         raise InvalidMessageError(
             f"the message has {len(message)} characters, more than {max_chars}",
             length=str(len(message)),
             max=str(max_chars),
         )
+    cleaned = clean_message(message)
+    if not cleaned.strip():
+        raise InvalidMessageError("the message is empty", length="0", max=str(max_chars))
+    return cleaned
+
+
+def check_input(
+    message: str | None,
+    options: Mapping[str, Any],
+    voices: Mapping[str, VoiceInfo],
+    default_voice: str,
+    max_chars: int = MAX_MESSAGE_CHARS,
+) -> tuple[str | None, SynthesisOptions]:
+    """Validate a request's input without any engine: the cleaned message and the options.
+
+    The one check every entry point runs before any engine sees the text. A voice other than
+    ``default_voice`` must be installed (``voices``); the default voice itself may be missing
+    (then local Piper cannot speak, which is not the caller's mistake).
+    """
+    parsed = parse_options(options)
+    cleaned = None if message is None else validate_message(message, max_chars)
+    key = parsed.voice or default_voice
+    if (info := voices.get(key)) is not None:
+        resolve_speaker_id(parsed.speaker, info)
+    elif key != default_voice:
+        raise UnknownVoiceError(f"voice {key!r} is not installed", voice=key)
+    return cleaned, parsed
+
+
+def check_voice_files(model_path: Path, config_path: Path, backend: str | None = None) -> None:
+    """Check that a voice can be loaded: its config parses and its model opens (blocking).
+
+    Raises VoiceLoadError. Used before a downloaded voice is moved into place. Without any
+    inference backend on this platform the model cannot be opened here; then only the config
+    is checked (the engine reports the missing backend itself).
+    """
+    name = model_path.name
+    try:
+        VoiceConfig.load(config_path)
+    except VoiceConfigError as err:
+        raise VoiceLoadError(
+            f"the voice config cannot be used: {err}", voice=name, error=str(err)
+        ) from err
+    try:
+        chosen = choose_backend(backend)
+    except StackUnavailableError as err:
+        _LOGGER.debug("Cannot open %s to check it: %s", name, err)
+        return
+    try:
+        session = open_session(chosen, model_path, 1)
+    except Exception as err:  # each backend raises its own exception types
+        raise VoiceLoadError(
+            f"the voice model cannot be opened: {err}", voice=name, error=str(err)
+        ) from err
+    close_session(session)
 
 
 def resolve_speaker_id(speaker: str | None, voice: VoiceInfo) -> int | None:
@@ -208,24 +302,60 @@ def resolve_speaker_id(speaker: str | None, voice: VoiceInfo) -> int | None:
 _SENTENCE_END = re.compile(r"(?<=[.!?\u2026\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*\s+|\n\s*\n")
 
 
-class SentenceBuffer:
-    """Collects streamed text and hands out complete sentences as soon as they end."""
+# Where an over-long sentence may be cut: after clause punctuation, else at a space.
+_CLAUSE_END = re.compile(r"[,;:\u2013\u2014\u3001\uff0c\uff1b\uff1a]\s")
 
-    def __init__(self) -> None:
+
+def _cut_point(text: str, limit: int) -> int:
+    """Where to cut ``text`` (longer than ``limit``) so the first piece is at most ``limit``."""
+    window = text[: limit + 1]
+    clause = max((m.end() for m in _CLAUSE_END.finditer(window)), default=0)
+    if clause > limit // 4:
+        return clause
+    space = window.rfind(" ")
+    return space + 1 if space > limit // 4 else limit
+
+
+def cut_long(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """A sentence as pieces of at most ``limit`` characters, cut at clause or word boundaries."""
+    pieces: list[str] = []
+    while len(sentence) > limit:
+        cut = _cut_point(sentence, limit)
+        if piece := sentence[:cut].strip():
+            pieces.append(piece)
+        sentence = sentence[cut:].lstrip()
+    if sentence.strip():
+        pieces.append(sentence.strip())
+    return pieces
+
+
+class SentenceBuffer:
+    """Collects streamed text and hands out complete sentences as soon as they end.
+
+    A sentence longer than ``limit`` characters is handed out in pieces, as soon as a piece is
+    complete, even before the sentence ends.
+    """
+
+    def __init__(self, limit: int = MAX_SENTENCE_CHARS) -> None:
         """Start empty."""
         self._pending = ""
+        self._limit = limit
 
     def add(self, text: str) -> list[str]:
-        """Add text; return the sentences it completed."""
+        """Add text; return the sentences (or pieces of long ones) it completed."""
         self._pending += text
         sentences: list[str] = []
         start = 0
         for match in _SENTENCE_END.finditer(self._pending):
-            sentence = self._pending[start : match.end()].strip()
-            if sentence:
-                sentences.append(sentence)
+            sentences.extend(cut_long(self._pending[start : match.end()], self._limit))
             start = match.end()
-        self._pending = self._pending[start:]
+        rest = self._pending[start:]
+        while len(rest) > self._limit:
+            cut = _cut_point(rest, self._limit)
+            if piece := rest[:cut].strip():
+                sentences.append(piece)
+            rest = rest[cut:]
+        self._pending = rest
         return sentences
 
     def flush(self) -> str | None:
@@ -279,7 +409,8 @@ class PiperEngine:
         max_loaded_voices: int = 2,
         workers: int | None = None,
         threads_per_inference: int | None = None,
-        max_requests: int = 8,
+        max_requests: int = MAX_REQUESTS,
+        max_queued_chars: int = MAX_QUEUED_CHARS,
         max_message_chars: int = MAX_MESSAGE_CHARS,
         backend: str | None = None,
         phonemizer: str | None = None,
@@ -296,14 +427,23 @@ class PiperEngine:
         self.threads_per_inference = threads_per_inference or max(
             1, (os.cpu_count() or 1) // self.workers
         )
-        self.max_requests = max(1, max_requests)
+        self.max_requests = max_requests
+        self.max_queued_chars = max_queued_chars
         self.max_message_chars = max_message_chars
         self._loaded: OrderedDict[str, LoadedVoice] = OrderedDict()
         self._load_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        # espeak-ng runs on a thread of its own: a new request's phonemes never wait behind
+        # other requests' inferences.
+        self._text_executor: ThreadPoolExecutor | None = None
         self._closed = False
         self._active = 0
-        self.rejected = 0
+        self._waiting: deque[_Waiter] = deque()
+        self._waiting_chars = 0
+        self.rejected = 0  # refused as busy (the waiting bound was full)
+        self.queued = 0  # admitted after waiting in the FIFO
+        # When the worker last started or finished a piece of work (time.monotonic()).
+        self.progress_at = time.monotonic()
 
     # -- voices ------------------------------------------------------------------------------
 
@@ -415,36 +555,122 @@ class PiperEngine:
             )
         return self._executor
 
+    def _text_executor_or_start(self) -> ThreadPoolExecutor:
+        if self._closed:
+            raise SynthesisError("the engine has been stopped", error="stopped")
+        if self._text_executor is None:
+            self._text_executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="alicia_tts_espeak"
+            )
+        return self._text_executor
+
+    def _tracked[T](self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func`` on the worker, recording progress (blocking: runs in the thread)."""
+        self.progress_at = time.monotonic()
+        try:
+            return func(*args)
+        finally:
+            self.progress_at = time.monotonic()
+
     async def _run[T](self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor_or_start(), func, *args)
+        return await loop.run_in_executor(self._executor_or_start(), self._tracked, func, *args)
+
+    async def _run_text[T](self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._text_executor_or_start(), func, *args)
+
+    def stalled(self, seconds: float) -> bool:
+        """Whether the worker has neither started nor finished anything for ``seconds``.
+
+        A request waiting for its turn behind others is not stalled while this is False: the
+        engine is busy, not broken.
+        """
+        return time.monotonic() - self.progress_at >= seconds
 
     @property
     def active_requests(self) -> int:
         """Requests admitted and not yet finished."""
         return self._active
 
-    async def async_start(self, options: SynthesisOptions, default_voice: str) -> SynthesisJob:
-        """Admit a request and prepare its voice; raises at once when it cannot be served."""
+    @property
+    def waiting_requests(self) -> int:
+        """Requests waiting in the FIFO for a slot."""
+        return len(self._waiting)
+
+    @property
+    def waiting_chars(self) -> int:
+        """Characters of the requests waiting in the FIFO."""
+        return self._waiting_chars
+
+    def _busy(self) -> EngineBusyError:
+        self.rejected += 1
+        return EngineBusyError(
+            f"{self._active} requests in flight and {self._waiting_chars} characters waiting "
+            f"(at most {self.max_queued_chars} may wait)",
+            active=str(self._active),
+            waiting=str(self._waiting_chars),
+            max=str(self.max_queued_chars),
+        )
+
+    async def _async_admit(self, characters: int) -> None:
+        """Take a slot: at once when one is free, else in turn (FIFO); EngineBusyError beyond."""
+        if self._active < self.max_requests and not self._waiting:
+            self._active += 1
+            return
+        cost = max(1, characters)
+        if self._waiting_chars + cost > self.max_queued_chars or self.max_requests <= 0:
+            raise self._busy()
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), cost)
+        self._waiting.append(waiter)
+        self._waiting_chars += cost
+        try:
+            await waiter.granted
+        except BaseException:
+            if waiter.granted.done() and not waiter.granted.cancelled():
+                self._release()  # granted just before the caller went away: hand it on
+            elif waiter in self._waiting:  # still waiting (not popped by _grant meanwhile)
+                self._waiting.remove(waiter)
+                self._waiting_chars -= cost
+            raise
+        self.queued += 1
+
+    def _grant(self) -> None:
+        """Hand free slots to the requests waiting longest."""
+        while self._waiting and self._active < self.max_requests:
+            waiter = self._waiting.popleft()
+            self._waiting_chars -= waiter.cost
+            if waiter.granted.done():  # its caller went away meanwhile
+                continue
+            self._active += 1
+            waiter.granted.set_result(None)
+
+    async def async_start(
+        self, options: SynthesisOptions, default_voice: str, *, characters: int = 0
+    ) -> SynthesisJob:
+        """Admit a request and prepare its voice.
+
+        A request beyond ``max_requests`` waits its turn; ``characters`` (the message's length,
+        as far as it is known) counts against ``max_queued_chars`` while it waits. Raises
+        EngineBusyError at once when the wait would pass that bound, and the request's own
+        errors (unknown voice or speaker) before it waits.
+        """
+        if self._closed:
+            raise SynthesisError("the engine has been stopped", error="stopped")
         key = options.voice or default_voice
         info = self.voice_info(key)
         speaker_id = resolve_speaker_id(options.speaker, info)
-        if self._active >= self.max_requests:
-            self.rejected += 1
-            raise EngineBusyError(
-                f"{self._active} requests in flight (maximum {self.max_requests})",
-                max=str(self.max_requests),
-            )
-        self._active += 1
+        await self._async_admit(characters)
         try:
             voice = await self.async_load_voice(key)
         except BaseException:
-            self._active -= 1
+            self._release()
             raise
         return SynthesisJob(self, voice, options, speaker_id)
 
     def _release(self) -> None:
         self._active -= 1
+        self._grant()
 
     def synthesize_sentences(self, job: SynthesisJob, text: str) -> list[list[int]]:
         """Phonemize ``text`` into sentences of phoneme ids (blocking; one espeak at a time)."""
@@ -475,13 +701,33 @@ class PiperEngine:
     async def async_close(self) -> None:
         """Stop the worker threads and drop the loaded voices; later work is refused."""
         self._closed = True
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        while self._waiting:  # nobody will grant them a slot any more
+            waiter = self._waiting.popleft()
+            if not waiter.granted.done():
+                waiter.granted.set_exception(
+                    SynthesisError("the engine has been stopped", error="stopped")
+                )
+        self._waiting_chars = 0
+        for executor in (self._executor, self._text_executor):
+            if executor is not None:
+                await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        self._executor = self._text_executor = None
         with self._load_lock:
             for voice in self._loaded.values():
                 close_session(voice.session)
             self._loaded.clear()
+        phonemizer, self._phonemizer = self._phonemizer, None
+        if phonemizer is not None and (close := getattr(phonemizer.runner, "close", None)):
+            # WebAssembly runners keep an instance (and a thread) per voice.
+            await asyncio.get_running_loop().run_in_executor(None, close)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """A request waiting for a slot."""
+
+    granted: asyncio.Future[None]
+    cost: int  # characters
 
 
 class SynthesisJob:
@@ -542,16 +788,18 @@ class SynthesisJob:
         lead = silence(self.options.leading_silence, self.sample_rate)
         pause = silence(self.options.sentence_silence, self.sample_rate)
         spoke = False
+        blank = True
         try:
             async for chunk in text_chunks:
                 received += len(chunk)
+                blank = blank and not chunk.strip()
                 if received > engine.max_message_chars:
                     raise InvalidMessageError(
                         f"the message is longer than {engine.max_message_chars} characters",
                         length=str(received),
                         max=str(engine.max_message_chars),
                     )
-                for sentence in buffer.add(chunk):
+                for sentence in buffer.add(clean_message(chunk)):
                     async for pcm in self._speak(sentence, pause):
                         yield (lead + pcm) if not spoke else pcm
                         spoke = True
@@ -559,15 +807,19 @@ class SynthesisJob:
                 async for pcm in self._speak(rest, pause):
                     yield (lead + pcm) if not spoke else pcm
                     spoke = True
+            if not spoke and blank:
+                raise InvalidMessageError(
+                    "the message is empty", length="0", max=str(engine.max_message_chars)
+                )
             if not spoke:
-                raise InvalidMessageError("the message is empty", length="0", max="")
+                raise NothingToSpeakError("the message has nothing to speak")
         finally:
             self.release()
 
     async def _speak(self, text: str, pause: bytes) -> AsyncGenerator[bytes]:
         engine = self._engine
         try:
-            sentences = await engine._run(engine.synthesize_sentences, self, text)  # noqa: SLF001
+            sentences = await engine._run_text(engine.synthesize_sentences, self, text)  # noqa: SLF001
             for phoneme_ids in sentences:
                 pcm = await engine._run(engine.infer, self, phoneme_ids)  # noqa: SLF001
                 yield pcm + pause

@@ -1,12 +1,17 @@
-"""Engine and playback errors as Home Assistant shows them to users."""
+"""Engine and playback errors as Home Assistant shows them to users.
+
+Every error raised here is translated (``translation_domain``/``translation_key``) and free of
+message text: Home Assistant logs the errors of a tts engine (and shows them to the caller), so
+an engine's error that quotes the message is scrubbed (:func:`chain.scrub`) before it is raised.
+"""
 
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
-from .chain import ENGINE_CHOICES, LOCAL
+from .chain import ENGINE_CHOICES, FALLBACK, LOCAL, describe_error, scrub
 from .const import CONF_ENGINE, DOMAIN
-from .engine import EngineError, InvalidRequestError
+from .engine import EngineBusyError, EngineError, InvalidRequestError, check_input
 from .playback import InvalidPlaybackOptionError
 from .typed_errors import TranslatedError
 
@@ -18,8 +23,8 @@ def engine_error(err: TranslatedError) -> HomeAssistantError:
     """Translate an error: the caller's mistakes are validation errors."""
     invalid = isinstance(err, (InvalidRequestError, InvalidPlaybackOptionError))
     cls = ServiceValidationError if invalid else HomeAssistantError
+    # No plain message: Home Assistant would show it instead of the translated text.
     return cls(
-        str(err),
         translation_domain=DOMAIN,
         translation_key=err.translation_key,
         translation_placeholders=err.placeholders,
@@ -27,28 +32,70 @@ def engine_error(err: TranslatedError) -> HomeAssistantError:
 
 
 def local_unavailable(data: AliciaData) -> HomeAssistantError:
-    """The local engine cannot speak, and why."""
+    """The local engine cannot speak, and why (and that nothing else can, if so)."""
+    error = data.local_problem or "unknown reason"
+    if not data.chain.fallbacks:
+        error += "; no fallback engine is configured"
     return HomeAssistantError(
         translation_domain=DOMAIN,
         translation_key="local_unavailable",
-        translation_placeholders={"error": data.local_problem or ""},
+        translation_placeholders={"error": error},
     )
+
+
+def engine_name(engine: str) -> str:
+    """How an engine of the chain is named in errors."""
+    return "local Piper" if engine == LOCAL else engine
 
 
 def all_engines_failed(last_error: str) -> HomeAssistantError:
-    """No engine of the chain could speak."""
+    """No engine of the chain could speak; ``last_error`` names what each one did."""
     return HomeAssistantError(
         translation_domain=DOMAIN,
         translation_key="all_engines_failed",
-        translation_placeholders={"error": last_error or "no engine configured"},
+        translation_placeholders={"error": last_error},
     )
 
 
-def validate_request(data: AliciaData, message: str | None, options: dict[str, Any]) -> None:
-    """Check a request before anything is synthesized; raise translated errors.
+def no_fallback_engine() -> HomeAssistantError:
+    """``engine: fallback`` asked for, and no fallback engine is configured."""
+    return HomeAssistantError(translation_domain=DOMAIN, translation_key="no_fallback_engine")
 
-    The ``engine`` choice is checked always; Piper's options when the local engine exists (a
-    fallback engine ignores them). With no engine at all the local problem is reported.
+
+def engine_failed(
+    engine: str, err: BaseException, message: str, timeout: float
+) -> HomeAssistantError:
+    """One engine failed (the only one tried): what it did, translated, without message text."""
+    if isinstance(err, EngineError):
+        scrubbed = type(err)(
+            scrub(str(err), message),
+            **{key: scrub(value, message) for key, value in err.placeholders.items()},
+        )
+        return engine_error(scrubbed)
+    if isinstance(err, TimeoutError):
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="engine_timeout",
+            translation_placeholders={"engine": engine_name(engine), "timeout": f"{timeout:g}"},
+        )
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="engine_failed",
+        translation_placeholders={
+            "engine": engine_name(engine),
+            "error": describe_error(err, message, timeout),
+        },
+    )
+
+
+def validate_request(data: AliciaData, message: str | None, options: dict[str, Any]) -> str | None:
+    """Check a request before any engine sees it; the cleaned message. Raises translated errors.
+
+    The one validation of every entry point (``tts.speak``, ``alicia_tts.say``,
+    ``alicia_tts.audio_url``, HA's tts proxy and Assist through the entity): the ``engine``
+    choice, Piper's options, the message (empty, too long, control characters cleaned), the
+    voice and speaker, whichever engine will speak and whether or not local Piper loaded. Then,
+    when no engine can speak at all, the "no engine" error (never a silent success).
     """
     if (choice := options.get(CONF_ENGINE)) is not None and choice not in ENGINE_CHOICES:
         raise ServiceValidationError(
@@ -61,11 +108,42 @@ def validate_request(data: AliciaData, message: str | None, options: dict[str, A
             },
         )
     engine = data.engine
-    if engine is None:
-        if not data.chain.fallbacks or choice == LOCAL:
-            raise local_unavailable(data)
-        return
+    voices = engine.voices if engine is not None else data.voices
     try:
-        engine.check_request(message, options, data.voice)
+        if engine is not None:
+            cleaned, _ = check_input(message, options, voices, data.voice, engine.max_message_chars)
+        else:
+            cleaned, _ = check_input(message, options, voices, data.voice)
     except EngineError as err:
         raise engine_error(err) from err
+    if engine is None and (not data.chain.fallbacks or choice == LOCAL):
+        raise local_unavailable(data)
+    if choice == FALLBACK and not data.chain.fallbacks:
+        raise no_fallback_engine()
+    return cleaned
+
+
+def exhausted_error(
+    data: AliciaData,
+    failures: list[tuple[str, Exception]],
+    busy: EngineBusyError | None,
+    message: str,
+    timeout: float,
+    forced: str | None = None,
+) -> HomeAssistantError:
+    """No engine of the chain spoke: the error that says what happened, translated.
+
+    A busy local engine alone gives the "busy" error; one failing engine its own error
+    (timeout, exception, the engine's message); several, each one's in one message.
+    """
+    if not failures:
+        if busy is not None:
+            return engine_error(busy)
+        return no_fallback_engine() if forced == FALLBACK else local_unavailable(data)
+    if len(failures) == 1 and busy is None:
+        engine, err = failures[0]
+        return engine_failed(engine, err, message, timeout)
+    parts = [f"{engine_name(e)}: {describe_error(err, message, timeout)}" for e, err in failures]
+    if busy is not None:
+        parts.append(f"{engine_name(LOCAL)}: busy ({busy})")
+    return all_engines_failed("; ".join(parts))

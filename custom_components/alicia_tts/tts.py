@@ -8,16 +8,28 @@ from typing import Any, override
 from homeassistant.components.tts import TextToSpeechEntity, TtsAudioType, Voice
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .audio import wav_header
-from .chain import LOCAL, TextTee, first_then_rest, scrub
+from .chain import LOCAL, TextTee, describe_error, first_then_rest
 from .const import CONF_ENGINE, CONF_LANGUAGE, DOMAIN
 from .defaults import engine_defaults
-from .engine import ENGINE_OPTIONS, EngineError, InvalidRequestError, parse_options
+from .engine import (
+    ENGINE_OPTIONS,
+    MAX_MESSAGE_CHARS,
+    EngineBusyError,
+    InvalidRequestError,
+    parse_options,
+)
 from .entity import device_info
-from .errors import all_engines_failed, engine_error, local_unavailable, validate_request
+from .errors import (
+    engine_error,
+    engine_failed,
+    exhausted_error,
+    local_unavailable,
+    validate_request,
+)
 from .models import AliciaConfigEntry
 from .playback import PLAYBACK_OPTIONS
 from .speakers import HA_FORMAT_OPTIONS, async_announce
@@ -63,11 +75,9 @@ class AliciaTTSEntity(TextToSpeechEntity):
         # The entry's engine defaults (options flow); HA merges them under each call's options.
         self._attr_default_options = {**engine_defaults(entry.options), "voice": data.voice}
 
-    @property
-    @override
-    def available(self) -> bool:
-        """Available while some engine of the chain can speak."""
-        return self._data.engine is not None or bool(self._data.chain.fallbacks)
+    # Always available while the entry is loaded: Home Assistant skips unavailable entities in
+    # tts.speak without a word, so a request no engine can serve must reach async_speak and
+    # fail there, with the translated "no engine" error, instead of silently saying nothing.
 
     async def async_added_to_hass(self) -> None:
         """Let the chain purge HA's tts cache entries of this entity."""
@@ -135,44 +145,57 @@ class AliciaTTSEntity(TextToSpeechEntity):
         """Stream speech from the first engine of the chain that produces audio in time.
 
         Local Piper streams WAV (header, then each sentence as soon as it is synthesized);
-        a fallback engine streams in its own format through HA's tts.
+        a fallback engine streams in its own format through HA's tts. The text is checked
+        before any engine sees it (HA's tts proxy, Assist and ``tts.speak`` all come here).
         """
         data = self._data
         chain = data.chain
         validate_request(data, None, request.options)
-        text = TextTee(request.message_gen)
-        last_error = ""
-        failures: list[Exception] = []
-        for engine in chain.order(request.options.get(CONF_ENGINE)):
+        forced = request.options.get(CONF_ENGINE)
+        limit = data.engine.max_message_chars if data.engine is not None else MAX_MESSAGE_CHARS
+        text = TextTee(request.message_gen, limit)
+        try:
+            await text.async_prefetch()
+        except InvalidRequestError as err:
+            raise engine_error(err) from err
+        timeout = chain.first_audio_timeout
+        failures: list[tuple[str, Exception]] = []
+        busy: EngineBusyError | None = None
+        for engine in chain.order(forced):
             started = time.monotonic()
             try:
                 if engine == LOCAL:
                     extension, chunks = "wav", await self._local_chunks(text, request.options)
+                    stalled = data.engine.stalled if data.engine is not None else None
                 else:
                     extension, chunks = await chain.async_fallback_stream(engine, text.replay())
-                first, rest = await first_then_rest(chunks, chain.first_audio_timeout)
+                    stalled = None
+                first, rest = await first_then_rest(chunks, timeout, stalled)
             except InvalidRequestError as err:
                 raise engine_error(err) from err
-            except (EngineError, HomeAssistantError, TimeoutError) as err:
-                last_error = scrub(str(err) or type(err).__name__, "".join(text.seen))
-                _LOGGER.info("Engine %s failed before any audio: %s", engine, last_error)
-                chain.record_failure(engine, last_error, text.characters)
-                failures.append(err)
+            except EngineBusyError as err:
+                chain.record_busy(engine)
+                busy = err
+                continue
+            except Exception as err:  # whatever an engine raised: the next one speaks
+                error = describe_error(err, text.text, timeout)
+                _LOGGER.info("Engine %s failed before any audio: %s", engine, error)
+                chain.record_failure(engine, error, text.characters)
+                failures.append((engine, err))
                 continue
             chain.record_success(engine, 0, time.monotonic() - started)
             return TTSAudioResponse(extension, self._relay(engine, first, rest, text))
         chain.record_exhausted()
-        if len(failures) == 1:  # one engine only: its own error says most
-            only = failures[0]
-            raise engine_error(only) if isinstance(only, EngineError) else only
-        raise all_engines_failed(last_error)
+        raise exhausted_error(data, failures, busy, text.text, timeout, forced)
 
     async def _local_chunks(self, text: TextTee, options: dict[str, Any]) -> AsyncGenerator[bytes]:
         """Local Piper: WAV header together with the first sentence, then each sentence."""
         engine = self._data.engine
         if engine is None:
             raise local_unavailable(self._data)
-        job = await engine.async_start(parse_options(options), self._data.voice)
+        job = await engine.async_start(
+            parse_options(options), self._data.voice, characters=text.characters
+        )
         pcm_stream = job.stream(text.replay())
 
         async def chunks() -> AsyncGenerator[bytes]:
@@ -194,12 +217,15 @@ class AliciaTTSEntity(TextToSpeechEntity):
         try:
             async for chunk in rest:
                 yield chunk
-        except (EngineError, HomeAssistantError) as err:
+        except InvalidRequestError as err:  # streamed text went over the limit
+            raise engine_error(err) from err
+        except Exception as err:
             self._data.chain.record_failure(
-                engine, scrub(f"after first audio: {err}", "".join(text.seen))
+                engine, f"after first audio: {describe_error(err, text.text)}"
             )
-            if isinstance(err, EngineError):
-                raise engine_error(err) from err
-            raise
+            raise engine_failed(
+                engine, err, text.text, self._data.chain.first_audio_timeout
+            ) from err
         finally:
+            await rest.aclose()
             self._data.chain.add_characters(engine, text.characters)

@@ -7,6 +7,9 @@ It is never shipped with Alicia TTS. It gives the benchmark what it cannot see f
   of Alicia's audio store and of HA's tts memory cache;
 - ``alicia_bench.clear_caches``: empties Alicia's audio cache and HA's tts caches, so an uncached
   run really synthesizes;
+- ``alicia_bench.expire``: drops what Alicia's audio store would drop ``after_s`` seconds from now
+  (expired tokens, cached audio unused that long; the store's own pruning, run early), then a
+  garbage collection: RSS "after all tokens expired" without waiting five minutes;
 - ``alicia_bench.import_engine``: imports piper, onnxruntime and lameenc (so the RSS cost of a
   voice can be told apart from the one-time cost of the libraries);
 - ``alicia_bench.lag_start`` / ``alicia_bench.lag_stop``: a task on HA's event loop that sleeps
@@ -18,6 +21,7 @@ It is never shipped with Alicia TTS. It gives the benchmark what it cannot see f
 import asyncio
 from collections.abc import Callable, Coroutine
 import contextlib
+import gc
 import importlib
 import os
 from pathlib import Path
@@ -55,6 +59,15 @@ class LagProbe:
         self._task: asyncio.Task[None] | None = None
         self._lags: list[float] = []
         self._started = 0.0
+        self._gc_started = 0.0
+        self._gc_pauses: list[tuple[int, float]] = []  # (generation, seconds)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        # Garbage collections pause the loop too: note them, to tell their share of the lag.
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._task is not None:
+            self._gc_pauses.append((info["generation"], time.perf_counter() - self._gc_started))
 
     async def _run(self, interval: float) -> None:
         loop = asyncio.get_running_loop()
@@ -68,6 +81,9 @@ class LagProbe:
         if self._task is not None:
             self._task.cancel()
         self._lags = []
+        self._gc_pauses = []
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
         self._started = time.monotonic()
         self._task = hass.async_create_background_task(self._run(interval), "alicia_bench lag")
 
@@ -86,6 +102,8 @@ class LagProbe:
             "p99_ms": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1000, 3),
             "p50_ms": round(statistics.median(lags) * 1000, 3),
             "over_20ms": sum(1 for lag in lags if lag > 0.020),
+            "gc_max_ms": round(max((p for _, p in self._gc_pauses), default=0.0) * 1000, 3),
+            "gc_full": sum(1 for generation, _ in self._gc_pauses if generation == 2),
         }
 
 
@@ -139,8 +157,30 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
             "non_daemon_threads": non_daemon,
             "store_items": len(store) if store is not None else 0,
             "store_cached_bytes": store.cached_bytes if store is not None else 0,
+            # (absent from older versions of the store: --component A/B runs)
+            "store_held_bytes": (
+                store.held_bytes() if store is not None and hasattr(store, "held_bytes") else None
+            ),
+            "store_budget_bytes": getattr(store, "budget_bytes", None),
+            "store_shared": getattr(store, "shared", None),
+            "store_evicted": getattr(store, "evicted", None),
+            "store_cache_hits": getattr(store, "cache_hits", None),
             "tts_mem_cache": len(tts_manager.mem_cache) if tts_manager is not None else 0,
+            "loop_tasks": len(asyncio.all_tasks()),
         }
+
+    async def expire(call: ServiceCall) -> ServiceResponse:
+        if (store := hass.data.get(STORE_KEY)) is not None:
+            later = store.now() + float(call.data.get("after_s", 301))
+            try:
+                store.prune(now=later)
+            except TypeError:  # an older store without the ``now`` argument
+                for item in list(store._items.values()):  # noqa: SLF001 - bench only
+                    item.expires = 0
+                store.prune()
+                store.cache_clear()
+        await hass.async_add_executor_job(gc.collect)
+        return {}
 
     async def clear_caches(call: ServiceCall) -> ServiceResponse:
         if (store := hass.data.get(STORE_KEY)) is not None:
@@ -175,6 +215,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     handlers: dict[str, Handler] = {
         "stats": stats,
         "clear_caches": clear_caches,
+        "expire": expire,
         "import_engine": import_engine,
         "lag_start": lag_start,
         "lag_stop": lag_stop,
