@@ -1489,6 +1489,10 @@ class Report:
             )
         budget = mixed["budget_mb"] or 0.0
         bound = mixed["rss_first_mb"] + budget + LOAD_RSS_SLACK_MB
+        # A smoke run's first few requests do not warm the process up (ONNX Runtime's arena
+        # grows with the longest sentence so far, glibc adds an arena per busy thread): its RSS
+        # figures are shown but not judged.
+        judged = self.plan.name == "full"
         targets += [
             Target(
                 f"load: RSS after {self.plan.load_mix_total} mixed requests ≤ after "
@@ -1496,14 +1500,16 @@ class Report:
                 f"{LOAD_RSS_SLACK_MB:.0f} MB",
                 f"{mixed['rss_last_mb']:.1f} MB",
                 f"{bound:.1f} MB",
-                mixed["rss_last_mb"] <= bound,
+                mixed["rss_last_mb"] <= bound if judged else None,
             ),
             Target(
                 f"load: RSS after all tokens expired within {LOAD_RSS_SLACK_MB:.0f} MB of after "
                 f"{self.plan.load_mix_first}",
                 f"{mixed['rss_expired_mb']:.1f} MB",
                 f"{mixed['rss_first_mb'] + LOAD_RSS_SLACK_MB:.1f} MB",
-                mixed["rss_expired_mb"] <= mixed["rss_first_mb"] + LOAD_RSS_SLACK_MB,
+                mixed["rss_expired_mb"] <= mixed["rss_first_mb"] + LOAD_RSS_SLACK_MB
+                if judged
+                else None,
             ),
         ]
         return targets

@@ -81,6 +81,13 @@ def break_local(engine: PiperEngine, monkeypatch: pytest.MonkeyPatch) -> list[in
     return attempts
 
 
+def alicia_entity(hass: HomeAssistant) -> Any:
+    """Our TTS entity as HA's tts component holds it."""
+    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    assert entity is not None
+    return entity
+
+
 def local_of(entry: MockConfigEntry) -> PiperEngine:
     engine = entry.runtime_data.engine
     assert isinstance(engine, PiperEngine)
@@ -479,7 +486,7 @@ async def test_busy_without_fallback_says_busy(hass: HomeAssistant, setup_ha: No
     assert err.value.translation_key == "engine_busy"
     assert set(err.value.translation_placeholders or {}) == {"active", "waiting", "max"}
     assert "no engine configured" not in str(err.value)
-    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    entity = alicia_entity(hass)
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_get_tts_audio(MESSAGE, "en-US", {})
     assert err.value.translation_key == "engine_busy"
@@ -598,7 +605,7 @@ async def test_bad_input_with_piper_missing_never_reaches_the_fallback(
     entry = await setup_alicia(hass, **{CONF_FALLBACK_ENGINES: ["tts.working"]})
     assert entry.runtime_data.engine is None
     hass.states.async_set("media_player.kitchen", "idle")
-    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    entity = alicia_entity(hass)
     calls: list[Any] = []
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
@@ -623,6 +630,14 @@ async def test_bad_input_with_piper_missing_never_reaches_the_fallback(
                 return_response=True,
             )
         calls.append(err.value.translation_key)
+        with pytest.raises(HomeAssistantError) as err:
+            await hass.services.async_call(
+                DOMAIN,
+                "say",
+                {"entity_id": "media_player.kitchen", "message": message, **options},
+                blocking=True,
+            )
+        calls.append(err.value.translation_key)
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_get_tts_audio(message, "en-US", options)
     calls.append(err.value.translation_key)
@@ -645,7 +660,7 @@ async def test_only_engine_timing_out_says_so(hass: HomeAssistant, engines: dict
         await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "fallback")
     assert err.value.translation_key == "engine_timeout"
     assert err.value.translation_placeholders == {"engine": "tts.slow", "timeout": "0.3"}
-    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    entity = alicia_entity(hass)
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_get_tts_audio(MESSAGE, "en-US", {"engine": "fallback"})
     assert err.value.translation_key == "engine_timeout"
@@ -667,7 +682,7 @@ async def test_fallback_raising_a_plain_exception_is_named(
     assert "RuntimeError" in placeholders["error"] or "crashed" in placeholders["error"]
     assert "cancelled" not in placeholders["error"]
     assert MESSAGE[:16] not in str(placeholders)
-    entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+    entity = alicia_entity(hass)
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_get_tts_audio(MESSAGE, "en-US", {"engine": "fallback"})
     assert err.value.translation_key == "engine_failed"
@@ -713,7 +728,7 @@ async def test_errors_never_carry_the_message(
         with pytest.raises(HomeAssistantError) as err:
             await async_create_audio(hass, entry, secret, SynthesisOptions(), "mp3", forced)
         raised.append(err.value)
-        entity = hass.data[DATA_COMPONENT].get_entity(ENTITY)
+        entity = alicia_entity(hass)
         options = {} if forced is None else {"engine": forced}
         with pytest.raises(HomeAssistantError) as err:
             await entity.async_get_tts_audio(secret, "en-US", options)

@@ -590,3 +590,28 @@ async def test_expired_audio_goes_without_new_requests(
     assert len(store) == 0
     assert store.held_bytes() == 0
     assert released == [True]
+
+
+async def test_shared_request_survives_its_leader_going_away(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The first of two identical requests is cancelled while waiting its turn: the second
+    one does not inherit the cancellation, it makes the audio itself."""
+    engine = init_integration.runtime_data.engine
+    assert isinstance(engine, PiperEngine)
+    engine.max_requests = 1
+    holder = await engine.async_start(SynthesisOptions(), JOE)  # the only slot is taken
+    message = "Wait for me."
+    leader = asyncio.ensure_future(make_audio(hass, init_integration, message))
+    await asyncio.sleep(0)
+    follower = asyncio.ensure_future(make_audio(hass, init_integration, message))
+    await asyncio.sleep(0)
+    assert engine.waiting_requests == 1
+    leader.cancel()
+    await asyncio.wait({leader})
+    holder.release()
+    item = await asyncio.wait_for(follower, 30)
+    await item.buffer.wait_done()
+    assert item.buffer.error is None
+    assert item.buffer.size > 1000
+    assert not item.shared

@@ -591,3 +591,18 @@ def test_check_voice_files(tmp_path: Path, joe_files: tuple[Path, Path]) -> None
     broken.write_text('{"audio": ')
     with pytest.raises(VoiceLoadError, match="config cannot be used"):
         check_voice_files(joe_files[0], broken)
+
+
+async def test_release_from_another_thread(engine: PiperEngine) -> None:
+    """A slot given back off the loop (a dropped job's finalizer) still wakes the next one."""
+    engine.max_requests = 1
+    first = await engine.async_start(SynthesisOptions(), JOE)
+    waiting = asyncio.ensure_future(engine.async_start(SynthesisOptions(), JOE))
+    await asyncio.sleep(0)
+    assert engine.waiting_requests == 1
+    await asyncio.to_thread(first.release)
+    job = await asyncio.wait_for(waiting, 30)
+    assert engine.active_requests == 1
+    job.release()
+    await asyncio.sleep(0)
+    assert engine.active_requests == 0

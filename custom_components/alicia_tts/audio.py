@@ -468,11 +468,11 @@ class AudioStore:
         holders: dict[int, list[AudioItem]] = {}
         for item in self._items.values():
             data = item.buffer.data
-            key = id(data)
-            if key not in sizes:
-                sizes[key] = len(data)
-            if (found := holders.get(key)) is None:
-                holders[key] = [item]
+            data_id = id(data)
+            if data_id not in sizes:
+                sizes[data_id] = len(data)
+            if (found := holders.get(data_id)) is None:
+                holders[data_id] = [item]
             else:
                 found.append(item)
         total = sum(sizes.values())
@@ -480,8 +480,8 @@ class AudioStore:
             return
         target = self.budget_bytes * (1 - EVICTION_SLACK)
         keys: dict[int, list[str]] = {}
-        for key, entry in self._cache.items():  # least recently used first
-            keys.setdefault(id(entry.data), []).append(key)
+        for cache_key, entry in self._cache.items():  # least recently used first
+            keys.setdefault(id(entry.data), []).append(cache_key)
 
         def order(data_id: int) -> tuple[int, float]:
             items = holders.get(data_id)
@@ -499,8 +499,8 @@ class AudioStore:
         for data_id in sorted(candidates, key=order):  # stable: cache order kept for ties
             if total <= target:
                 break
-            for key in keys.get(data_id, ()):
-                del self._cache[key]
+            for cache_key in keys.get(data_id, ()):
+                del self._cache[cache_key]
             for item in holders.get(data_id, ()):
                 del self._items[item.token]
             self.evicted += len(keys.get(data_id, ())) + len(holders.get(data_id, ()))

@@ -317,8 +317,13 @@ async def async_create_local_audio(
     key = cache_key("local", voice, options, message, extension)
     if (hit := store.cache_get(key)) is not None:
         return _filled(store.create(extension, owner=entry.entry_id, cache_key=key), hit)
-    if (pending := store.pending(key)) is not None:
-        await asyncio.shield(pending.admitted)  # its admission error, if it was refused
+    while (pending := store.pending(key)) is not None:
+        try:
+            await asyncio.shield(pending.admitted)  # its admission error, if it was refused
+        except asyncio.CancelledError:
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise
+            continue  # the request it followed went away before it was admitted
         store.shared += 1
         item = store.create(extension, owner=entry.entry_id, cache_key=key, buffer=pending.buffer)
         item.shared = True

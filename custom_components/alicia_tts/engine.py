@@ -440,6 +440,7 @@ class PiperEngine:
         self._active = 0
         self._waiting: deque[_Waiter] = deque()
         self._waiting_chars = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop requests come from
         self.rejected = 0  # refused as busy (the waiting bound was full)
         self.queued = 0  # admitted after waiting in the FIFO
         # When the worker last started or finished a piece of work (time.monotonic()).
@@ -578,7 +579,9 @@ class PiperEngine:
 
     async def _run_text[T](self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._text_executor_or_start(), func, *args)
+        return await loop.run_in_executor(
+            self._text_executor_or_start(), self._tracked, func, *args
+        )
 
     def stalled(self, seconds: float) -> bool:
         """Whether the worker has neither started nor finished anything for ``seconds``.
@@ -615,6 +618,7 @@ class PiperEngine:
 
     async def _async_admit(self, characters: int) -> None:
         """Take a slot: at once when one is free, else in turn (FIFO); EngineBusyError beyond."""
+        self._loop = asyncio.get_running_loop()
         if self._active < self.max_requests and not self._waiting:
             self._active += 1
             return
@@ -628,7 +632,7 @@ class PiperEngine:
             await waiter.granted
         except BaseException:
             if waiter.granted.done() and not waiter.granted.cancelled():
-                self._release()  # granted just before the caller went away: hand it on
+                self._release_now()  # granted just before the caller went away: hand it on
             elif waiter in self._waiting:  # still waiting (not popped by _grant meanwhile)
                 self._waiting.remove(waiter)
                 self._waiting_chars -= cost
@@ -664,11 +668,24 @@ class PiperEngine:
         try:
             voice = await self.async_load_voice(key)
         except BaseException:
-            self._release()
+            self._release_now()
             raise
         return SynthesisJob(self, voice, options, speaker_id)
 
     def _release(self) -> None:
+        """A slot is free again; may be called from another thread (a dropped job's finalizer)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._release_now)
+                return
+        self._release_now()
+
+    def _release_now(self) -> None:
         self._active -= 1
         self._grant()
 
