@@ -3,7 +3,7 @@
 What it does:
 - loads Piper voices (ONNX model + JSON config) and keeps a small LRU of loaded voices; one
   loaded voice is shared by every request that uses it;
-- synthesizes sentence by sentence, honouring the engine options of ``shared/docs/options.md``
+- synthesizes sentence by sentence, honouring the engine options of ``docs/options.md``
   (``voice``, ``speaker``, ``speed``, ``noise_scale``, ``noise_w_scale``, ``gain``,
   ``sentence_silence``, ``leading_silence``);
 - bounds the work: ``workers`` threads of its own run the ONNX inference (CPU-bound); at most
@@ -69,7 +69,7 @@ MAX_QUEUED_CHARS: Final = 10_000
 # A sentence longer than this is cut at a clause or word boundary (one inference each).
 MAX_SENTENCE_CHARS: Final = 400
 
-# Engine options (shared/docs/options.md) with their allowed ranges.
+# Engine options (docs/options.md) with their allowed ranges.
 OPTION_RANGES: Final[dict[str, tuple[float, float]]] = {
     "speed": (0.25, 4.0),
     "noise_scale": (0.0, 1.5),

@@ -121,7 +121,7 @@ PLAYBACK_OPTIONS: Final = ("volume", "mode", "group")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlaybackOptions:
-    """Validated playback options (shared/docs/options.md)."""
+    """Validated playback options (docs/options.md)."""
 
     volume: int | None = None
     mode: str | None = None
