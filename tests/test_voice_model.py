@@ -88,3 +88,21 @@ def test_emscripten_runner_through_the_chooser(tmp_path: Path) -> None:
         close = getattr(runner, "close", None)
         if close is not None:
             close()
+
+
+def test_espeak_data_without_piper(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without piper (musl) espeak-ng's data is looked for only in Alicia's own folders."""
+    import sys
+
+    from custom_components.alicia_tts import local_stack
+
+    monkeypatch.setitem(sys.modules, "piper", None)
+    monkeypatch.delenv(local_stack.ENV_ESPEAK_DIR, raising=False)
+    assert local_stack._piper_data_dir() is None
+    own = tmp_path / local_stack.ESPEAK_DIR / local_stack.DATA_DIR
+    own.mkdir(parents=True)
+    assert local_stack.espeak_assets(tmp_path).data_dir == own
+    forced = tmp_path / "forced"
+    (forced / local_stack.DATA_DIR).mkdir(parents=True)
+    monkeypatch.setenv(local_stack.ENV_ESPEAK_DIR, str(forced))
+    assert local_stack.espeak_assets(tmp_path).data_dir == forced / local_stack.DATA_DIR
