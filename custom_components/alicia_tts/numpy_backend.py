@@ -1528,6 +1528,16 @@ class _ConvWeights:
         self.bias = None if b is None else np.array(b, dtype=self.dtype).reshape(-1)
 
 
+def _conv_1d_attributes(ctx: _Ctx, what: str) -> tuple[int, int, int]:
+    """Group, stride and dilation of a 1-D (transposed) convolution node; other ranks refused."""
+    node = ctx.node
+    strides = node.get_ints("strides") or (1,)
+    dilations = node.get_ints("dilations") or (1,)
+    if len(strides) != 1 or len(dilations) != 1:
+        raise ctx.unsupported(f"only 1-D {what} are supported")
+    return node.get_int("group", 1), strides[0], dilations[0]
+
+
 class _ConvKernel:
     """A prepared 1-D Conv node (with optional fused input activation and output epilogue)."""
 
@@ -1538,13 +1548,7 @@ class _ConvKernel:
         self.pre_alpha = ctx.pre_alpha
         self.extra_pads = ctx.extra_pads
         self.epilogue = tuple(ctx.epilogue)
-        self.group = node.get_int("group", 1)
-        strides = node.get_ints("strides") or (1,)
-        dilations = node.get_ints("dilations") or (1,)
-        if len(strides) != 1 or len(dilations) != 1:
-            raise ctx.unsupported("only 1-D convolutions are supported")
-        self.stride = strides[0]
-        self.dilation = dilations[0]
+        self.group, self.stride, self.dilation = _conv_1d_attributes(ctx, "convolutions")
         w = ctx.const(1)
         self.weights: _ConvWeights | None = None
         if w is not None and (not ctx.has_input(2) or ctx.const(2) is not None):
@@ -1802,13 +1806,7 @@ class _ConvTransposeKernel:
         self.pool = ctx.pool
         self.pre_alpha = ctx.pre_alpha
         self.epilogue = tuple(ctx.epilogue)
-        self.group = node.get_int("group", 1)
-        strides = node.get_ints("strides") or (1,)
-        dilations = node.get_ints("dilations") or (1,)
-        if len(strides) != 1 or len(dilations) != 1:
-            raise ctx.unsupported("only 1-D transposed convolutions are supported")
-        self.stride = strides[0]
-        self.dilation = dilations[0]
+        self.group, self.stride, self.dilation = _conv_1d_attributes(ctx, "transposed convolutions")
         self.output_padding = (node.get_ints("output_padding") or (0,))[0]
         self.output_shape = node.get_ints("output_shape")
         self.auto_pad = node.get_string("auto_pad", "NOTSET")
