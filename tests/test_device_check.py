@@ -30,12 +30,12 @@ from custom_components.alicia_tts.device_check import (
 from custom_components.alicia_tts.engine import (
     EngineBusyError,
     PiperEngine,
-    SynthesisJob,
     SynthesisOptions,
 )
 from custom_components.alicia_tts.voices import VoiceInfo, discover_voices
 
 from .conftest import JOE
+from .speed import slow_down
 
 CPU = CpuInfo(model="Cortex-A72", cores=4, architecture="aarch64", libc="glibc 2.36")
 
@@ -184,31 +184,6 @@ async def engine() -> AsyncGenerator[PiperEngine]:
     await piper.async_load_voice(JOE)
     yield piper
     await piper.async_close()
-
-
-class ReportedClock:
-    """A clock that only the engine's inferences move: ``rtf`` seconds per second of speech."""
-
-    def __init__(self, rtf: float) -> None:
-        self.rtf = rtf
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def slow_down(engine: PiperEngine, monkeypatch: pytest.MonkeyPatch, rtf: float) -> ReportedClock:
-    """Make every inference report ``rtf`` x its audio on the returned clock."""
-    clock = ReportedClock(rtf)
-    real = engine.infer
-
-    def infer(job: SynthesisJob, ids: list[int]) -> bytes:
-        pcm = real(job, ids)
-        clock.now += len(pcm) / (2 * job.sample_rate) * clock.rtf
-        return pcm
-
-    monkeypatch.setattr(engine, "infer", infer)
-    return clock
 
 
 async def test_measure_real_engine(engine: PiperEngine) -> None:
