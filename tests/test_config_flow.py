@@ -55,6 +55,7 @@ from custom_components.alicia_tts.engine import SynthesisOptions
 
 from .conftest import JOE, form_options, install_voice
 from .engines import FakeEngine, async_setup_engines
+from .speed import measure_now, slow_entry
 from .supervisor import (
     PCM,
     RUNNING,
@@ -339,6 +340,39 @@ async def test_download_flow(
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert entry.runtime_data.engine is not None
     assert not entry.runtime_data.voices[JOE].packaged
+
+
+async def test_voice_step_shows_estimates_once_measured(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After this machine measured joe (medium), each downloadable voice shows its estimate."""
+    result = await language(hass, await start(hass))
+    before = [o["label"] for o in form_options(result)]
+    assert before
+    assert not any("\u2248" in label for label in before)
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+    slow_entry(init_integration, monkeypatch, 0.2)  # the device check reports a 0.2 factor
+    measurement = (await measure_now(hass, init_integration)).measurement
+    assert measurement is not None
+    assert measurement.real_time_factor == pytest.approx(0.2)
+    result = await language(hass, await start(hass))
+    shown = 0
+    for voice in catalog.load_catalog(Path(hass.config.path(catalog.CACHED_CATALOG))).values():
+        if voice.language != "en-US" or voice.key == JOE:
+            continue
+        # Documented costs per quality (medium = 1), times the measured factor, times the
+        # long check sentence's speech: the synthesis time of a typical announcement here.
+        cost = {"x_low": 0.3, "low": 0.75, "medium": 1.0, "high": 1.8}[voice.quality or "medium"]
+        seconds = measurement.long.audio_seconds * 0.2 * cost
+        label = f"{voice.display_name} \u2193 {catalog.format_size(voice.size)}"
+        assert {"value": voice.key, "label": f"{label} \u00b7 \u2248 {seconds:.1f} s"} in (
+            form_options(result)
+        )
+        shown += 1
+    assert shown >= 4  # the shipped catalogue has several en-US voices and qualities
 
 
 @pytest.mark.parametrize(

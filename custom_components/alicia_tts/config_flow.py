@@ -56,7 +56,7 @@ from homeassistant.loader import IntegrationNotFound, async_get_integration
 import voluptuous as vol
 from yarl import URL
 
-from . import app
+from . import app, measurements
 from .backends import AUTO, BACKENDS, StackUnavailableError, choose_backend, open_runner
 from .catalog import (
     CACHED_CATALOG,
@@ -90,6 +90,7 @@ from .const import (
     VOICES_DIR,
 )
 from .defaults import ENGINE_DEFAULT_KEYS
+from .device_check import estimate_seconds
 from .download import DownloadError, async_download_voice
 from .engine import OPTION_RANGES
 from .local_stack import espeak_assets
@@ -121,6 +122,8 @@ STEP_APP_FAILED: Final = "app_failed"
 
 # Marks a voice that is downloaded first (the label also shows its size).
 DOWNLOAD_MARK: Final = "\u2193"
+# Before an estimated synthesis time (voice step): an estimate, never a measurement.
+ESTIMATE_MARK: Final = "\u00b7 \u2248"
 QUALITY_ORDER: Final = {"x_low": 0, "low": 1, "medium": 2, "high": 3}
 
 
@@ -226,9 +229,16 @@ def default_language(
 
 
 def voice_options(
-    language: str, installed: Mapping[str, VoiceInfo], catalog: Mapping[str, CatalogVoice]
+    language: str,
+    installed: Mapping[str, VoiceInfo],
+    catalog: Mapping[str, CatalogVoice],
+    estimate: Callable[[str | None], float] | None = None,
 ) -> list[SelectOptionDict]:
-    """Installed voices of a language first, then the downloadable ones with their size."""
+    """Installed voices of a language first, then the downloadable ones with their size.
+
+    With ``estimate`` (quality -> expected seconds to synthesize a typical announcement on this
+    machine, from its speed measurement) each downloadable voice also shows ``≈ 1.2 s``.
+    """
     own = sorted(
         (v for v in installed.values() if v.language == language),
         key=lambda v: (v.display_name.casefold(), v.key),
@@ -237,12 +247,25 @@ def voice_options(
         (v for v in catalog.values() if v.language == language and v.key not in installed),
         key=lambda v: (v.name.casefold(), QUALITY_ORDER.get(v.quality or "", 9), v.key),
     )
+
+    def download_label(voice: CatalogVoice) -> str:
+        label = f"{voice.display_name} {DOWNLOAD_MARK} {format_size(voice.size)}"
+        if estimate is not None:
+            label += f" {ESTIMATE_MARK} {estimate(voice.quality):.1f} s"
+        return label
+
     return [SelectOptionDict(value=v.key, label=v.display_name) for v in own] + [
-        SelectOptionDict(
-            value=v.key, label=f"{v.display_name} {DOWNLOAD_MARK} {format_size(v.size)}"
-        )
-        for v in more
+        SelectOptionDict(value=v.key, label=download_label(v)) for v in more
     ]
+
+
+async def async_voice_estimates(hass: HomeAssistant) -> Callable[[str | None], float] | None:
+    """Quality -> expected seconds for a typical announcement here; None before a measurement."""
+    measured = await measurements.async_machine_measurements(hass)
+    if not measured:
+        return None
+    newest = measured[0]
+    return lambda quality: estimate_seconds(quality, newest, measured=measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,7 +506,9 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._pending = catalog[key]
                 return await self.async_step_download()
             errors[CONF_VOICE] = "unknown_voice"
-        options = voice_options(self._language, installed, catalog)
+        options = voice_options(
+            self._language, installed, catalog, await async_voice_estimates(self.hass)
+        )
         if not options:  # the last voice of the language was deleted meanwhile
             return await self._async_step_language(
                 self._language_step, None, {CONF_LANGUAGE: "no_voices_for_language"}
