@@ -123,17 +123,11 @@ class HomeAssistantProcess:
         self.token = tokens["access_token"]
         # The other onboarding steps are left to the user: HA's "core_config" step sets up
         # internet services (weather, radio browser), and this instance stays on loopback.
-        self.confirm_http_config()
 
-    def confirm_http_config(self) -> None:
-        """Confirm the HTTP settings taken from configuration.yaml (HA 2026.10 and later).
+    def websocket(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one command over HA's websocket API (as the owner) and return its answer."""
 
-        Home Assistant moves the YAML ``http:`` settings into its storage as a *pending* config
-        and, unless a user confirms it within five minutes, restarts with the previous one: a
-        long benchmark would lose its server mid-run. Older versions have no such step.
-        """
-
-        async def promote() -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
             import aiohttp  # the HA venv has it
 
             async with (
@@ -144,11 +138,20 @@ class HomeAssistantProcess:
                 await ws.send_json({"type": "auth", "access_token": self.token})
                 if (await ws.receive_json()).get("type") != "auth_ok":
                     raise RuntimeError("websocket authentication failed")
-                await ws.send_json({"id": 1, "type": "http/config/promote"})
+                await ws.send_json({"id": 1, **message})
                 answer: dict[str, Any] = await ws.receive_json()
                 return answer
 
-        answer = asyncio.run(promote())
+        return asyncio.run(call())
+
+    def confirm_http_config(self) -> None:
+        """Confirm the HTTP settings taken from configuration.yaml (HA 2026.10 and later).
+
+        Home Assistant moves the YAML ``http:`` settings into its storage as a *pending* config
+        and, unless a user confirms it within five minutes, restarts with the previous one: a
+        long benchmark would lose its server mid-run. Older versions have no such step.
+        """
+        answer = self.websocket({"type": "http/config/promote"})
         if not answer.get("success"):  # no pending config, or a version without the step
             code = (answer.get("error") or {}).get("code")
             if code not in ("not_allowed", "unknown_command"):
@@ -192,11 +195,14 @@ def home_assistant(
     keep: bool = False,
     extra_components: Mapping[str, Path] | None = None,
     extra_config: str = "",
+    confirm_http: bool = True,
 ) -> Iterator[HomeAssistantProcess]:
     """Start ``hass`` with a fresh config in ``config_dir``; stop it on exit unless ``keep``.
 
     ``extra_components`` maps more custom component domains to their folders (linked like
-    ``alicia_tts``); ``extra_config`` is appended to ``configuration.yaml``.
+    ``alicia_tts``); ``extra_config`` is appended to ``configuration.yaml``. The HTTP settings
+    are confirmed at once (HA 2026.10 and later would revert them, and restart, after five
+    minutes); ``confirm_http=False`` leaves that to the caller (the test of this step).
     """
     port = port or free_port()
     config_dir = config_dir.resolve()
@@ -227,6 +233,8 @@ def home_assistant(
     try:
         wait_http(url, process, timeout=180)
         ha.onboard()
+        if confirm_http:
+            ha.confirm_http_config()
         yield ha
     finally:
         if not keep:
