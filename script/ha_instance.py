@@ -196,6 +196,7 @@ def home_assistant(
     extra_components: Mapping[str, Path] | None = None,
     extra_config: str = "",
     confirm_http: bool = True,
+    python: str | None = None,
 ) -> Iterator[HomeAssistantProcess]:
     """Start ``hass`` with a fresh config in ``config_dir``; stop it on exit unless ``keep``.
 
@@ -203,6 +204,7 @@ def home_assistant(
     ``alicia_tts``); ``extra_config`` is appended to ``configuration.yaml``. The HTTP settings
     are confirmed at once (HA 2026.10 and later would revert them, and restart, after five
     minutes); ``confirm_http=False`` leaves that to the caller (the test of this step).
+    ``python`` runs another venv's Home Assistant (script/ha_venv); default: this one's.
     """
     port = port or free_port()
     config_dir = config_dir.resolve()
@@ -222,7 +224,7 @@ def home_assistant(
     # Run from the config folder: ``python -m`` puts the working directory on sys.path, and the
     # repository's own ``custom_components`` package would hide the config folder's.
     process = subprocess.Popen(
-        [sys.executable, "-m", "homeassistant", "--config", str(config_dir)],
+        [python or sys.executable, "-m", "homeassistant", "--config", str(config_dir)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
