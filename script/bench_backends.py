@@ -9,7 +9,10 @@ one thread each (onnxruntime intra_op=1, numpy threads=1) and once with all core
 
 Resident memory after loading the voice is measured in fresh subprocesses, one per engine.
 
-Usage: .venv/bin/python script/bench_backends.py [--rounds N] [--json out.json]
+``--one-core`` pins the process to one CPU (as ``taskset -c N`` would) and reports each engine's
+real-time factor with one thread: a proxy for small single-board machines, not a measurement of one.
+
+Usage: .venv/bin/python script/bench_backends.py [--rounds N] [--one-core] [--json out.json]
 """
 
 from __future__ import annotations
@@ -77,15 +80,16 @@ def feed(ids: Sequence[int], scales: Sequence[float]) -> dict[str, np.ndarray]:
 
 def time_message(
     run: Callable[[dict[str, np.ndarray]], Any], feeds: list[dict[str, Any]]
-) -> tuple[float, float]:
-    """Return (first chunk, total) seconds to synthesize the message sentence by sentence."""
+) -> tuple[float, float, int]:
+    """(first chunk s, total s, audio samples) of the message, synthesized sentence by sentence."""
     start = time.perf_counter()
     first = 0.0
+    samples = 0
     for i, f in enumerate(feeds):
-        run(f)
+        samples += int(np.asarray(run(f)[0]).size)
         if i == 0:
             first = time.perf_counter() - start
-    return first, time.perf_counter() - start
+    return first, time.perf_counter() - start, samples
 
 
 RSS_PROBE = r"""
@@ -160,7 +164,15 @@ def main() -> None:
         "--rounds", type=int, default=5, help="timed runs per engine and case (default 5)"
     )
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
+    parser.add_argument(
+        "--one-core",
+        action="store_true",
+        help="pin this process to one CPU (like taskset -c N), one thread each, and report "
+        "real-time factors: a proxy for small single-board machines",
+    )
     args = parser.parse_args()
+    if args.one_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     import onnxruntime
 
@@ -173,7 +185,8 @@ def main() -> None:
         scales.get("noise_w", 0.8),
     ]
     messages = {"short": sentences(model, SHORT), "long": sentences(model, LONG)}
-    cpus = os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use
+    sample_rate = int(json.loads(config.read_text(encoding="utf-8"))["audio"]["sample_rate"])
     print(
         f"voice: {model.name}; cpus: {cpus}; numpy {np.__version__}; "
         f"onnxruntime {onnxruntime.__version__}"
@@ -192,6 +205,7 @@ def main() -> None:
         "cases": [],
     }
     rows: list[tuple[str, str, str, float, float, float]] = []
+    rtf_rows: list[tuple[str, str, float, float, float, float]] = []
     for threads in sorted({1, cpus}):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
@@ -206,7 +220,7 @@ def main() -> None:
             feeds = [feed(ids, scale_values) for ids in sents]
             for run in engines.values():  # warm-up
                 time_message(run, feeds)
-            timings: dict[str, list[tuple[float, float]]] = {e: [] for e in engines}
+            timings: dict[str, list[tuple[float, float, int]]] = {e: [] for e in engines}
             for _ in range(args.rounds):
                 for engine, run in engines.items():
                     timings[engine].append(time_message(run, feeds))
@@ -218,6 +232,14 @@ def main() -> None:
             for part, index in (("first chunk", 0), ("total", 1)):
                 ort_s, np_s = med["onnxruntime"][index], med["numpy"][index]
                 rows.append((str(threads), name, part, ort_s * 1e3, np_s * 1e3, np_s / ort_s))
+            audio_s = {
+                e: statistics.median(t[2] for t in ts) / sample_rate for e, ts in timings.items()
+            }
+            if threads == 1:
+                for engine, (first_s, total_s) in med.items():
+                    rtf_rows.append(
+                        (engine, name, first_s, total_s, audio_s[engine], total_s / audio_s[engine])
+                    )
             results["cases"].append(
                 {
                     "threads": threads,
@@ -228,6 +250,8 @@ def main() -> None:
                     "median_total_s": {e: m[1] for e, m in med.items()},
                     "ratio_first": med["numpy"][0] / med["onnxruntime"][0],
                     "ratio_total": med["numpy"][1] / med["onnxruntime"][1],
+                    "audio_s": audio_s,
+                    "real_time_factor": {e: med[e][1] / audio_s[e] for e in med},
                 }
             )
         numpy_session.close()
@@ -238,6 +262,20 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for thr, name, part, ort_ms, np_ms, ratio in rows:
         print(f"| {thr} | {name} | {part} | {ort_ms:.0f} | {np_ms:.0f} | {ratio:.2f} |")
+
+    print()
+    print(
+        f"Real-time factors, one thread each{' on one pinned CPU' if args.one_core else ''} "
+        "(synthesis time / audio duration; below 1 is faster than real time):"
+    )
+    print("| engine | message | first chunk ms | total ms | audio s | real-time factor |")
+    print("|---|---|---|---|---|---|")
+    for engine, name, first_s, total_s, seconds, rtf in rtf_rows:
+        print(
+            f"| {engine} | {name} | {first_s * 1e3:.0f} | {total_s * 1e3:.0f} | {seconds:.2f} "
+            f"| {rtf:.3f} |"
+        )
+    results["one_core"] = bool(args.one_core)
 
     long_ids = messages["long"][0]
     memory = {engine: rss_probe(engine, model, long_ids) for engine in ("numpy", "onnxruntime")}
