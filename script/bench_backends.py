@@ -140,6 +140,97 @@ def rss_probe(engine: str, model: Path, long_ids: list[int]) -> dict[str, float]
     return result
 
 
+# onnxruntime session options that trade memory for speed, each measured in a fresh process:
+# RSS after load and after the syntheses (what a loaded voice keeps), peak, and, interleaved in
+# one process, the speed against the default options.
+ORT_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "no_arena": {"enable_cpu_mem_arena": False},
+    "no_mem_pattern": {"enable_mem_pattern": False},
+    "no_arena_no_pattern": {"enable_cpu_mem_arena": False, "enable_mem_pattern": False},
+}
+
+ORT_MEMORY_PROBE = r"""
+import json, sys
+import numpy as np
+import onnxruntime
+def rss():
+    fields = {}
+    for line in open("/proc/self/status"):
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+model, settings, messages = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+base = rss()[0]
+options = onnxruntime.SessionOptions()
+options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+for key, value in settings.items():
+    setattr(options, key, value)
+session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+loaded = rss()[0]
+for _ in range(3):
+    for ids in messages:
+        session.run(None, {"input": np.array([ids], np.int64),
+                           "input_lengths": np.array([len(ids)], np.int64),
+                           "scales": np.array([0.667, 1.0, 0.8], np.float32)})
+after, peak = rss()
+print(json.dumps({"load_mb": loaded - base, "kept_mb": after - base, "peak_mb": peak - base}))
+"""
+
+
+def ort_variants(
+    model: Path, messages: dict[str, list[list[int]]], scales: list[float], rounds: int
+) -> dict[str, dict[str, float]]:
+    """Memory (fresh process each) and speed (interleaved, one thread) of ORT_VARIANTS."""
+    import onnxruntime
+
+    every = [ids for sents in messages.values() for ids in sents]
+    results: dict[str, dict[str, float]] = {}
+    for name, settings in ORT_VARIANTS.items():
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                ORT_MEMORY_PROBE,
+                str(model),
+                json.dumps(settings),
+                json.dumps(every),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        results[name] = json.loads(out.strip().splitlines()[-1])
+    sessions = {}
+    for name, settings in ORT_VARIANTS.items():
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        for key, value in settings.items():
+            setattr(options, key, value)
+        sessions[name] = onnxruntime.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"]
+        )
+    times: dict[str, dict[str, list[float]]] = {n: {m: [] for m in messages} for n in sessions}
+    for _ in range(rounds + 1):  # the first round warms up
+        for name, session in sessions.items():
+            for message, sents in messages.items():
+                feeds = [feed(ids, scales) for ids in sents]
+                times[name][message].append(
+                    time_message(functools.partial(session.run, None), feeds)[1]
+                )
+                time.sleep(PAUSE_S)
+    for name in sessions:
+        for message in messages:
+            ratio = statistics.median(times[name][message][1:]) / statistics.median(
+                times["default"][message][1:]
+            )
+            results[name][f"speed_ratio_{message}"] = ratio
+    return results
+
+
 def blas_info() -> list[dict[str, Any]]:
     try:
         import threadpoolctl  # type: ignore[import-untyped]
@@ -276,6 +367,21 @@ def main() -> None:
             f"| {rtf:.3f} |"
         )
     results["one_core"] = bool(args.one_core)
+
+    if not args.one_core:
+        variants = ort_variants(model, messages, scale_values, args.rounds)
+        results["onnxruntime_options"] = variants
+        print()
+        print(
+            "onnxruntime session options (one thread): RSS in MB over the process before the load"
+        )
+        print("| options | after load | kept after syntheses | peak | time short | time long |")
+        print("|---|---|---|---|---|---|")
+        for name, v in variants.items():
+            print(
+                f"| {name} | {v['load_mb']:.0f} | {v['kept_mb']:.0f} | {v['peak_mb']:.0f} "
+                f"| {v['speed_ratio_short']:.2f}x | {v['speed_ratio_long']:.2f}x |"
+            )
 
     long_ids = messages["long"][0]
     memory = {engine: rss_probe(engine, model, long_ids) for engine in ("numpy", "onnxruntime")}
