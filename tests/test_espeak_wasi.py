@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.alicia_tts import espeak_wasi
+from custom_components.alicia_tts import espeak_emscripten, espeak_wasi
 from custom_components.alicia_tts.espeak_wasi import (
     MAX_TEXT_BYTES,
     EspeakWasiError,
@@ -182,6 +182,56 @@ def test_wasmtime_cannot_be_imported(
     monkeypatch.setattr(builtins, "__import__", _blocked_import(error))
     with pytest.raises(EspeakWasiError, match=message):
         espeak_wasi.import_wasmtime()
+
+
+# What musl's loader says when `import wasmtime` finds no libgcc_s.so.1 (captured for real by
+# script/musl_proof's libgcc-missing check; the site-packages path shortened).
+MUSL_NO_LIBGCC = (
+    "Error loading shared library libgcc_s.so.1: No such file or directory "
+    "(needed by /site-packages/wasmtime/linux-x86_64/_libwasmtime.so)"
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (OSError(MUSL_NO_LIBGCC), espeak_wasi._NO_LIBGCC),
+        (
+            OSError("libgcc_s.so.1: cannot open shared object file: No such file or directory"),
+            espeak_wasi._NO_LIBGCC,
+        ),
+        (
+            OSError("_libwasmtime.so: invalid ELF header"),
+            "wasmtime cannot be imported: its library fails: _libwasmtime.so: invalid ELF header",
+        ),
+        (
+            ImportError("No module named 'wasmtime'"),
+            "wasmtime cannot be imported: No module named 'wasmtime'",
+        ),
+        (RuntimeError("unsupported platform"), "wasmtime cannot be imported: unsupported platform"),
+    ],
+)
+def test_wasmtime_import_problem(error: Exception, cause: str) -> None:
+    """The pure classifier: an import error becomes the repair issue's cause text."""
+    assert espeak_wasi.wasmtime_import_problem(error) == cause
+    assert isinstance(error, espeak_wasi.WASMTIME_IMPORT_ERRORS)
+
+
+def test_both_runners_name_a_missing_libgcc_alike(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Emscripten runner reports musl's real libgcc error with the same cause as WASI's."""
+
+    def no_libgcc() -> None:
+        raise OSError(MUSL_NO_LIBGCC)
+
+    module = tmp_path / "espeak-ng.wasm"
+    module.write_bytes(b"\0asm")
+    monkeypatch.setattr(espeak_emscripten, "_load_wasmtime", no_libgcc)
+    with pytest.raises(espeak_emscripten.EspeakEmscriptenError) as caught:
+        espeak_emscripten.EmscriptenRunner(module)
+    assert str(caught.value) == espeak_wasi._NO_LIBGCC
+    assert caught.value.cause == "wasmtime"
 
 
 def test_wasmtime_missing_at_construction(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

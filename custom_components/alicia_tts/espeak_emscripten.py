@@ -38,7 +38,7 @@ Measured on the project's corpus (319 English, 20 German/French/Spanish sentence
 to the bridge on every sentence, 2-3 ms per sentence, about 40 ms to start a voice.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: TID251 - the musl proof's CPython 3.13 imports it
 
 import atexit
 from collections import OrderedDict
@@ -56,9 +56,10 @@ import re
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from .espeak_clauses import ClauseSpan, read_clauses
+from .espeak_wasi import WASMTIME_IMPORT_ERRORS, wasmtime_import_problem
 from .phonemes import Clause, PhonemizerError
 
 if TYPE_CHECKING:
@@ -363,13 +364,13 @@ class _Process:
                 self.stdio.reply(exited=self._exit_code)
             else:
                 self.stdio.reply(error=self._failure or _describe_trap(err))
-        except Exception as err:  # must reach the waiting caller
+        except Exception as err:  # noqa: BLE001 - must reach the waiting caller
             self.stdio.reply(error=self._failure or f"{type(err).__name__}: {err}")
 
     def _flush_quietly(self) -> None:
         try:
             self._call("fflush", 0)
-        except Exception:  # best effort after exit()
+        except Exception:  # noqa: BLE001 - best effort after exit()
             _LOGGER.debug("fflush after exit() failed")
 
     # -- Emscripten and WASI imports (names after the import, leading underscores dropped) ---
@@ -697,16 +698,8 @@ def _import_wasmtime() -> Any:
     """wasmtime, or a typed error saying why it cannot be imported."""
     try:
         wasmtime = _load_wasmtime()
-    except (ImportError, OSError) as err:
-        text = str(err)
-        hint = ""
-        if "libgcc_s" in text:
-            hint = (
-                " (its native library needs the system's libgcc_s.so.1: on Alpine, apk add libgcc)"
-            )
-        raise EspeakEmscriptenError(
-            f"wasmtime cannot be imported{hint}: {text}", cause="wasmtime"
-        ) from err
+    except WASMTIME_IMPORT_ERRORS as err:  # the same cause text as the WASI runner's
+        raise EspeakEmscriptenError(wasmtime_import_problem(err), cause="wasmtime") from err
     return wasmtime
 
 
@@ -881,7 +874,7 @@ class EmscriptenRunner:
                 _stop(process)
             self._voice = None
 
-    def __enter__(self) -> EmscriptenRunner:
+    def __enter__(self) -> Self:
         """Use as a context manager: closed on exit."""
         return self
 

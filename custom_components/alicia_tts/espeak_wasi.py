@@ -20,6 +20,8 @@ exports are the project's ``script/espeak_wasi/alicia_espeak.c``).
   :class:`EspeakWasiError`, and the next call starts a fresh instance.
 """
 
+from __future__ import annotations  # noqa: TID251 - the musl proof's CPython 3.13 imports it
+
 import atexit
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +83,11 @@ _NO_LIBGCC: Final = (
     "wasmtime cannot be imported: libgcc_s.so.1 missing (wasmtime's musl wheel needs the "
     "system's libgcc: apk add libgcc)"
 )
+# How `import wasmtime` fails: ImportError (not installed), OSError (its shared library cannot
+# load, e.g. no libgcc_s.so.1 on musl), RuntimeError (unsupported platform or architecture).
+WASMTIME_IMPORT_ERRORS: Final = (ImportError, OSError, RuntimeError)
+# Named tuples rather than `except A, B:`: the musl proof's CPython 3.13 imports this module.
+_SPEC_ERRORS: Final = (ImportError, ValueError)
 
 
 class EspeakWasiError(PhonemizerError):
@@ -107,7 +114,7 @@ def default_data_dir() -> Path | None:
     """espeak-ng's data inside an installed piper-tts, found without importing piper."""
     try:
         spec = importlib.util.find_spec("piper")
-    except ImportError, ValueError:
+    except _SPEC_ERRORS:
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -115,18 +122,27 @@ def default_data_dir() -> Path | None:
     return data if data.is_dir() else None
 
 
+def wasmtime_import_problem(err: BaseException) -> str:
+    """Why wasmtime cannot be imported, from the import's error: the repair issue's cause.
+
+    Both WebAssembly runners report a failed import with this text (it reaches the
+    "piper_unavailable" repair issue through the engine). A missing ``libgcc_s.so.1``
+    (wasmtime's musl wheel needs the system's libgcc) is named as such; ``script/musl_proof``
+    feeds this the real error of a musl system without it.
+    """
+    if "libgcc_s" in str(err):
+        return _NO_LIBGCC
+    if isinstance(err, OSError):
+        return f"wasmtime cannot be imported: its library fails: {err}"
+    return f"wasmtime cannot be imported: {err}"
+
+
 def import_wasmtime() -> Any:
     """The wasmtime package; raises EspeakWasiError naming why it cannot be imported."""
     try:
         import wasmtime  # noqa: PLC0415 - optional: only the WebAssembly runners need it
-    except (ImportError, OSError) as err:  # OSError: its shared library cannot load
-        if "libgcc_s" in str(err):
-            raise EspeakWasiError(_NO_LIBGCC) from err
-        if isinstance(err, OSError):
-            raise EspeakWasiError(f"wasmtime cannot be imported: its library fails: {err}") from err
-        raise EspeakWasiError(f"wasmtime cannot be imported: {err}") from err
-    except RuntimeError as err:  # unsupported platform or architecture
-        raise EspeakWasiError(f"wasmtime cannot be imported: {err}") from err
+    except WASMTIME_IMPORT_ERRORS as err:
+        raise EspeakWasiError(wasmtime_import_problem(err)) from err
     return wasmtime
 
 
@@ -194,9 +210,10 @@ def compile_module(wasm_path: Path, cache_dir: Path | None = None) -> _Compiled:
         if cached is not None and cached.is_file():
             # Read, not deserialize_file(): that maps the file, and a file changed while
             # mapped would crash the process (SIGBUS) instead of raising.
+            unreadable = (OSError, wasmtime_module.WasmtimeError)
             try:
                 module = wasmtime_module.Module.deserialize(engine, cached.read_bytes())
-            except OSError, wasmtime_module.WasmtimeError:
+            except unreadable:
                 module = None  # another wasmtime build or a damaged file: compile again
         if module is None:
             try:
