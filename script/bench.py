@@ -54,7 +54,15 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ha_instance import REPO, free_port, home_assistant
+from ha_instance import (
+    REPO,
+    TEST_VOICE_ENV,
+    ApiError,
+    HomeAssistantApi,
+    OneOf,
+    free_port,
+    home_assistant,
+)
 
 VOICE = "en_US-joe-medium"
 OUR_ENTITY = "tts.alicia_tts_joe_en_us_medium"
@@ -437,7 +445,7 @@ class EngineOnly:
         from custom_components.alicia_tts.engine import PiperEngine
         from custom_components.alicia_tts.voices import packaged_voice
 
-        info = packaged_voice()
+        info = packaged_voice(TEST_VOICE_ENV["ALICIA_TTS_VOICE_PACKAGE"])
         if info is None:
             raise RuntimeError("the packaged joe voice is not installed")
         self.engine = PiperEngine({info.key: info})
@@ -469,50 +477,28 @@ class EngineOnly:
 
 
 class HAClient:
-    """HTTP to the ``hass`` under test: the API with the owner's token, audio as a speaker."""
+    """The ``hass`` under test: its API (the owner's token, keep-alive) and audio as a speaker."""
 
-    def __init__(self, url: str, token: str) -> None:
-        """Sessions are opened in :meth:`open`."""
-        self.url = url
-        self.token = token
-        self._api: aiohttp.ClientSession | None = None
+    def __init__(self, api: HomeAssistantApi) -> None:
+        """The speaker session is opened in :meth:`open`."""
+        self.api = api
         self._speaker: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
         """API calls keep their connection (an automation's); speakers connect afresh."""
-        timeout = aiohttp.ClientTimeout(total=300)
-        self._api = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self.token}"},
-            connector=aiohttp.TCPConnector(limit=0),
-            timeout=timeout,
-        )
         self._speaker = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=True), timeout=timeout
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+            timeout=aiohttp.ClientTimeout(total=300),
         )
 
     async def close(self) -> None:
-        """Close both sessions."""
-        for session in (self._api, self._speaker):
-            if session is not None:
-                await session.close()
-
-    @property
-    def api(self) -> aiohttp.ClientSession:
-        """The API session."""
-        assert self._api is not None
-        return self._api
-
-    async def post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST JSON to HA's API and decode the answer."""
-        async with self.api.post(self.url + path, json=body) as resp:
-            if resp.status >= 400:
-                raise RuntimeError(f"{path}: HTTP {resp.status}: {await resp.text()}")
-            return await resp.json()
+        """Close the speaker session."""
+        if self._speaker is not None:
+            await self._speaker.close()
 
     async def service(self, domain: str, service: str, data: dict[str, Any] | None = None) -> Any:
         """Call a service action and return its response."""
-        result = await self.post(f"/api/services/{domain}/{service}?return_response", data or {})
-        return result["service_response"]
+        return await self.api.call_service(domain, service, data, return_response=True)
 
     async def fetch(self, url: str, fmt: str, start: float) -> Sample:
         """GET audio like a speaker (own connection, no credentials) and time it."""
@@ -538,14 +524,14 @@ class HAClient:
         ("failed", text)."""
         start = time.perf_counter()
         try:
-            async with self.api.post(
-                self.url + "/api/services/alicia_tts/audio_url?return_response",
-                json={"message": message, "audio_format": fmt},
-            ) as resp:
-                if resp.status >= 400:
-                    text = await resp.text()
-                    return ("busy" if BUSY_TEXT in text else "failed"), f"{resp.status}: {text}"
-                response = (await resp.json())["service_response"]
+            response = await self.service(
+                "alicia_tts", "audio_url", {"message": message, "audio_format": fmt}
+            )
+        except ApiError as err:
+            return ("busy" if BUSY_TEXT in err.text else "failed"), f"{err.status}: {err.text}"
+        except (RuntimeError, aiohttp.ClientError, TimeoutError) as err:
+            return "failed", f"{type(err).__name__}: {err}"
+        try:
             return "ok", await self.fetch(response["url"], response["format"], start)
         except (RuntimeError, aiohttp.ClientError, TimeoutError) as err:
             return "failed", f"{type(err).__name__}: {err}"
@@ -556,7 +542,7 @@ class HAClient:
         body: dict[str, Any] = {"engine_id": engine, "message": message, "cache": False}
         if fmt is not None:
             body["options"] = {"preferred_format": fmt}
-        result = await self.post("/api/tts_get_url", body)
+        result = await self.api.rest("POST", "/api/tts_get_url", body)
         return await self.fetch(result["url"], fmt or "mp3", start)
 
     async def clear_caches(self) -> None:
@@ -569,55 +555,34 @@ class HAClient:
         return result
 
 
-def add_entry(ha: Any, domain: str, answers: dict[str, Sequence[Any]]) -> dict[str, Any]:
-    """Run a config flow through HA's config-flow API, whatever its steps.
-
-    Each form is answered from ``answers`` by field name (for a select, the first candidate
-    among its options); progress steps are followed until they are done.
-    """
-    flow: dict[str, Any] = ha.request(
-        "POST", "/api/config/config_entries/flow", {"handler": domain}
-    )
-    for _ in range(10):
-        kind = flow.get("type")
-        if kind == "create_entry":
-            return flow
-        path = f"/api/config/config_entries/flow/{flow['flow_id']}"
-        if kind in ("progress", "progress_done"):
-            time.sleep(0.5)
-            flow = (
-                ha.request("POST", path, {}) if kind == "progress_done" else ha.request("GET", path)
-            )
-            continue
-        if kind != "form":
-            raise RuntimeError(f"{domain} config flow: unexpected step {flow}")
-        user_input: dict[str, Any] = {}
-        for field_spec in flow.get("data_schema", []):
-            name = field_spec.get("name")
-            if name not in answers:
-                continue
-            options = field_spec.get("selector", {}).get("select", {}).get("options")
-            values = [o["value"] if isinstance(o, dict) else o for o in options or []]
-            user_input[name] = next((c for c in answers[name] if c in values), answers[name][0])
-        flow = ha.request("POST", path, user_input)
-    raise RuntimeError(f"{domain} config flow did not finish: {flow}")
+ALICIA_ANSWERS = {"language": OneOf("en-US", "en_US"), "voice": VOICE}
 
 
 async def find_entity(client: HAClient, prefix: str) -> str | None:
     """The first entity whose id starts with ``prefix``."""
-    async with client.api.get(client.url + "/api/states") as resp:
-        states = await resp.json()
+    states = await client.api.states()
     return next((s["entity_id"] for s in states if s["entity_id"].startswith(prefix)), None)
+
+
+async def entry_entity(client: HAClient, entry_id: str, prefix: str) -> str | None:
+    """The first entity of a config entry whose id starts with ``prefix``."""
+    (entities,) = await client.api.ws({"type": "config/entity_registry/list"})
+    return next(
+        (
+            e["entity_id"]
+            for e in entities
+            if e["config_entry_id"] == entry_id and e["entity_id"].startswith(prefix)
+        ),
+        None,
+    )
 
 
 async def wait_for_probe(client: HAClient) -> None:
     """Wait until HA has finished starting and the probe's services exist."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        async with client.api.get(client.url + "/api/config") as resp:
-            running = (await resp.json()).get("state") == "RUNNING"
-        async with client.api.get(client.url + "/api/services") as resp:
-            domains = {entry["domain"] for entry in await resp.json()}
+        running = (await client.api.rest("GET", "/api/config")).get("state") == "RUNNING"
+        domains = {entry["domain"] for entry in await client.api.rest("GET", "/api/services")}
         if running and "alicia_bench" in domains:
             return
         await asyncio.sleep(0.5)
@@ -1911,7 +1876,7 @@ async def run_bench(
     wyoming_port = free_port() if wyoming_python is not None else None
     engine = EngineOnly()
 
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         log("starting Home Assistant and wyoming-piper; loading Piper in this process")
         started = time.monotonic()
 
@@ -1924,12 +1889,13 @@ async def run_bench(
 
         ha_config = home_assistant(
             WORK / "ha-config",
-            extra_components={"alicia_bench": PROBE, "alicia_tts": component},
+            component=component,
+            extra_components={"alicia_bench": PROBE},
             extra_config="alicia_bench:\n",
             python=python,
         )
         ha, raw, _, _ = await asyncio.gather(
-            asyncio.to_thread(stack.enter_context, ha_config),
+            stack.enter_async_context(ha_config),
             asyncio.to_thread(RawPiper),
             engine.start(),
             start_wyoming(),
@@ -1937,7 +1903,7 @@ async def run_bench(
         watch.pids.append(ha.process.pid)
         meta["sections_s"]["start"] = round(time.monotonic() - started, 1)
         log(f"Home Assistant is up at {ha.url} ({time.monotonic() - started:.1f} s)")
-        client = HAClient(ha.url, ha.token)
+        client = HAClient(ha.api)
         await client.open()
         try:
             report = await measure_all(
@@ -1985,9 +1951,7 @@ async def measure_all(
     await wait_for_probe(client)
     wyoming_entity: str | None = None
     if wyoming_port is not None:
-        await asyncio.to_thread(
-            add_entry, ha, "wyoming", {"host": ["127.0.0.1"], "port": [wyoming_port]}
-        )
+        await ha.api.add_integration("wyoming", {"host": "127.0.0.1", "port": wyoming_port})
         await asyncio.sleep(1.0)
         # Alicia is not set up yet: the only tts entity is wyoming-piper's.
         wyoming_entity = await find_entity(client, "tts.")
@@ -1999,9 +1963,7 @@ async def measure_all(
     await asyncio.sleep(1.0)
     base = await client.stats()
     imported = await client.service("alicia_bench", "import_engine")
-    await asyncio.to_thread(
-        add_entry, ha, "alicia_tts", {"language": ["en-US", "en_US"], "voice": [VOICE]}
-    )
+    await ha.api.add_integration("alicia_tts", ALICIA_ANSWERS)
     await asyncio.sleep(1.0)
     loaded = await client.stats()
     our_entity = await find_entity(client, "tts.alicia_tts") or OUR_ENTITY
@@ -2135,11 +2097,11 @@ async def measure_second_voice(ha: Any, client: HAClient) -> float:
     shutil.copyfile(config_path(), folder / f"{SECOND_VOICE}.onnx.json")
     await asyncio.sleep(0.5)
     before = await client.stats()
-    await asyncio.to_thread(
-        add_entry, ha, "alicia_tts", {"language": ["en-US", "en_US"], "voice": [SECOND_VOICE]}
-    )
+    entry = await ha.api.add_integration("alicia_tts", {**ALICIA_ANSWERS, "voice": SECOND_VOICE})
     await asyncio.sleep(1.0)
-    entity = await find_entity(client, "tts.alicia_tts_joetwo")
+    # Its title is the voice's name, as the first entry's ("Joe (en-US, medium)"): its entity is
+    # found by its entry, not by its id.
+    entity = await entry_entity(client, entry["result"]["entry_id"], "tts.")
     if entity is None:
         raise RuntimeError("the second voice's entry created no tts entity")
     for message in (SHORT, LONG):

@@ -48,7 +48,15 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ha_instance import REPO, HomeAssistantProcess, free_port
+from ha_instance import (
+    REPO,
+    HomeAssistantApi,
+    HomeAssistantProcess,
+    InstanceError,
+    OneOf,
+    free_port,
+    home_assistant,
+)
 
 from tests.sonos_double import (
     PAUSED,
@@ -70,31 +78,13 @@ CONFIG_DIR = REPO / "out" / "demo-config"
 # ERROR lines in HA's log that say nothing about the demo (a missing optional native library).
 HARMLESS_LOG_ERRORS = ("[homeassistant.components.camera.img_util]",)
 
-CONFIGURATION_YAML = """\
-homeassistant:
-  name: Alicia demo
-  unit_system: metric
-  time_zone: UTC
-  country: US
-  language: en
-  internal_url: "{url}"
-{http}frontend:
-api:
-config:
-onboarding:
-auth:
-tts:
+# What the demo adds to ha_instance's configuration.yaml (api, config, onboarding, tts, ...).
+EXTRA_CONFIG = """\
+frontend:
 sonos:
   media_player:
     hosts:
-{hosts}
-logger:
-  default: warning
-  logs:
-    custom_components.alicia_tts: {alicia_level}
-    homeassistant.components.sonos: {sonos_level}
-    soco: {sonos_level}
-"""
+{hosts}"""
 
 
 def log(message: str) -> None:
@@ -102,8 +92,9 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-class DemoError(Exception):
-    """The demo cannot go on; the message says why."""
+# The demo cannot go on; the message says why. Home Assistant's failures (start-up, a refused
+# request: ha_instance) and the demo's own are reported alike.
+DemoError = InstanceError
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +150,7 @@ def enter_netns(script: Path, argv: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Home Assistant: config, process
+# Home Assistant: what the demo's instance has (ha_instance starts it)
 # --------------------------------------------------------------------------------------------
 
 
@@ -184,136 +175,15 @@ def speaker_addresses(count: int) -> int:
     raise DemoError("no free loopback addresses for the simulated speakers")
 
 
-HTTP_STORE_SCRIPT = """
-import datetime, json, sys
-from homeassistant.components.http import config
-wanted = {"server_host": ["127.0.0.1"], "server_port": int(sys.argv[1])}
-conf = dict(config.HTTP_STORAGE_SCHEMA(wanted))
-now = datetime.datetime.now(datetime.UTC).isoformat()
-conf.update(created_at=now, error=None, error_message=None)
-data = {"stable": conf, "pending": None, "yaml_migration_done": True}
-print(json.dumps({"version": config.STORAGE_VERSION, "minor_version": config.STORAGE_MINOR_VERSION,
-                  "key": config.STORAGE_KEY, "data": data}))
-"""
-
-
-def http_store(python: str, port: int) -> str | None:
-    """HA's stored HTTP config (``.storage/http``) binding 127.0.0.1:``port``, if HA has one.
-
-    Since 2026.10 HA moves ``http:`` YAML into this store as a *pending* config that it reverts
-    five minutes later (restarting on the default: all interfaces, port 8123) unless someone
-    confirms it in the UI. Stored as the confirmed ("stable") config, it simply applies. The
-    target HA writes the file's content itself: its format changes between versions.
-    """
-    result = subprocess.run(
-        [python, "-c", HTTP_STORE_SCRIPT, str(port)], capture_output=True, text=True, check=False
-    )
-    return result.stdout if result.returncode == 0 else None
-
-
-def write_config(
-    config_dir: Path,
-    port: int,
-    hosts: list[str],
-    component: Path,
-    *,
-    python: str = sys.executable,
-    verbose: bool = False,
-) -> None:
-    """A fresh HA config: this integration linked in, loopback-only network, Sonos hosts."""
-    if config_dir.exists():
-        shutil.rmtree(config_dir)
-    (config_dir / "custom_components").mkdir(parents=True)
-    (config_dir / "custom_components" / "alicia_tts").symlink_to(
-        component.resolve(), target_is_directory=True
-    )
-    storage = config_dir / ".storage"
-    storage.mkdir()
-    http = http_store(python, port)
-    if http is not None:
-        (storage / "http").write_text(http)
-    (config_dir / "configuration.yaml").write_text(
-        CONFIGURATION_YAML.format(
-            url=f"http://127.0.0.1:{port}",
-            http="" if http else f"http:\n  server_host: 127.0.0.1\n  server_port: {port}\n",
-            hosts="".join(f"      - {host}\n" for host in hosts),
-            alicia_level="debug" if verbose else "info",
-            sonos_level="debug" if verbose else "warning",
-        )
-    )
+STORES: dict[str, tuple[int, dict[str, Any]]] = {
     # The network integration's stored adapter choice: only loopback. SSDP, zeroconf and
     # everything else that asks HA for its interfaces then stays on 127.0.0.0/8.
-    write_store(storage, "core.network", 1, {"configured_adapters": ["lo"]})
+    "core.network": (1, {"configured_adapters": ["lo"]}),
     # Onboarding: every step but the user (made through the API) counts as done. The frontend
     # then opens the dashboard; its "home location" step would load map tiles from the
     # internet, and the core_config step would set up internet services (weather, radio).
-    write_store(storage, "onboarding", 4, {"done": ["core_config", "analytics", "integration"]})
-
-
-def write_store(storage: Path, key: str, version: int, data: dict[str, Any]) -> None:
-    """A ``.storage`` file as HA's ``Store`` writes it."""
-    (storage / key).write_text(
-        json.dumps({"version": version, "minor_version": 1, "key": key, "data": data}, indent=2)
-    )
-
-
-def spawn_hass(python: str, config_dir: Path) -> subprocess.Popen[bytes]:
-    """``python -m homeassistant`` on the config, its output in ``hass.stdout.log``."""
-    with open(config_dir / "hass.stdout.log", "wb") as output:
-        return subprocess.Popen(
-            [python, "-m", "homeassistant", "--config", str(config_dir)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=config_dir,  # not the repository: its custom_components would hide the config's
-            start_new_session=True,  # Ctrl-C reaches the demo, which stops HA in order
-        )
-
-
-async def start_hass(
-    python: str, config_dir: Path, port: int, session: aiohttp.ClientSession
-) -> HomeAssistantProcess:
-    """Start ``hass`` on the prepared config, wait for its HTTP server, onboard the demo user."""
-    process = await asyncio.to_thread(spawn_hass, python, config_dir)
-    ha = HomeAssistantProcess(
-        url=f"http://127.0.0.1:{port}", config_dir=config_dir, process=process
-    )
-    log_file = config_dir / "home-assistant.log"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if process.poll() is not None:
-                raise DemoError(f"Home Assistant exited with code {process.returncode}")
-            if log_file.exists() and "core failed to initialize" in log_file.read_text(
-                errors="replace"
-            ):
-                raise DemoError("Home Assistant core failed to initialize")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(
-                    ha.url + "/api/onboarding", timeout=aiohttp.ClientTimeout(total=2)
-                ) as response:
-                    if response.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise DemoError(f"Home Assistant did not answer on {ha.url} within 240 s")
-            await asyncio.sleep(0.5)
-        await asyncio.to_thread(ha.onboard)
-    except BaseException:
-        await asyncio.to_thread(stop_hass, ha)
-        raise
-    return ha
-
-
-def stop_hass(ha: HomeAssistantProcess) -> None:
-    """Stop HA (it saves its state), kill it when it hangs."""
-    if ha.process.poll() is not None:
-        return
-    ha.process.terminate()
-    try:
-        ha.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        ha.process.kill()
-        ha.process.wait()
+    "onboarding": (4, {"done": ["core_config", "analytics", "integration"]}),
+}
 
 
 def log_errors(config_dir: Path) -> list[str]:
@@ -330,188 +200,57 @@ def log_errors(config_dir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Home Assistant: REST and websocket APIs
+# Home Assistant: Alicia added, HA's Sonos players found
 # --------------------------------------------------------------------------------------------
 
 
-class HomeAssistantApi:
-    """Async access to HA's REST and websocket APIs with the owner's token."""
+# Answers to Alicia's config and options flows: the packaged voice and its language.
+ALICIA_ANSWERS = {"language": OneOf("en-US", "en_US"), "voice": VOICE}
 
-    def __init__(self, ha: HomeAssistantProcess, session: aiohttp.ClientSession) -> None:
-        """Use ``ha``'s URL and token."""
-        self.ha = ha
-        self.session = session
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """The bearer token."""
-        return {"Authorization": f"Bearer {self.ha.token}"}
+async def add_alicia(api: HomeAssistantApi, speaker_base_url: str) -> dict[str, Any]:
+    """Alicia TTS through the config-flow API, then its options through the options flow."""
+    entry: dict[str, Any] = await api.add_integration("alicia_tts", ALICIA_ANSWERS)
+    # Saving options reloads the entry: wait for the TTS entity before and after it.
+    first = await api.wait_available(TTS_ENTITY, timeout=60)
+    await api.set_options(
+        entry["result"]["entry_id"], {**ALICIA_ANSWERS, "speaker_base_url": speaker_base_url}
+    )
+    await api.wait_available(TTS_ENTITY, timeout=60, newer_than=first["last_changed"])
+    return entry
 
-    async def rest(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the REST API; raise with HA's message on an error status."""
-        async with self.session.request(
-            method,
-            self.ha.url + path,
-            json=body,
-            headers=self.headers,
-            timeout=aiohttp.ClientTimeout(total=180),
-        ) as response:
-            text = await response.text()
-            if response.status >= 400:
-                raise DemoError(f"{method} {path}: HTTP {response.status}: {text}")
-            return json.loads(text) if text else None
 
-    async def ws(self, *commands: dict[str, Any]) -> list[Any]:
-        """Run websocket commands in one authenticated connection; their results."""
-        results = []
-        async with self.session.ws_connect(self.ha.url + "/api/websocket") as ws:
-            await ws.receive_json()  # auth_required
-            await ws.send_json({"type": "auth", "access_token": self.ha.token})
-            answer = await ws.receive_json()
-            if answer.get("type") != "auth_ok":
-                raise DemoError(f"websocket authentication failed: {answer}")
-            for number, command in enumerate(commands, 1):
-                await ws.send_json({"id": number, **command})
-                while True:
-                    message = await ws.receive_json(timeout=60)
-                    if message.get("id") == number and message.get("type") == "result":
-                        break
-                if not message.get("success"):
-                    raise DemoError(f"{command['type']}: {message.get('error')}")
-                results.append(message.get("result"))
-        return results
+async def sonos_players(
+    ha: HomeAssistantProcess,
+    rooms: list[str],
+    timeout: float,  # noqa: ASYNC109
+) -> dict[str, str]:
+    """Wait for the core sonos integration's media players: {room: entity_id}.
 
-    async def long_lived_token(self) -> str:
-        """A long-lived access token for the demo user (what the profile page creates)."""
-        (token,) = await self.ws(
-            {
-                "type": "auth/long_lived_access_token",
-                "client_name": f"Alicia demo {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                "lifespan": 30,
-            }
+    HA names a Sonos device after its room; the player entity belongs to that device.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        entities, devices = await ha.api.ws(
+            {"type": "config/entity_registry/list"}, {"type": "config/device_registry/list"}
         )
-        return str(token)
-
-    async def complete_flow(self, base: str, result: dict[str, Any]) -> dict[str, Any]:
-        """Answer a config or options flow's forms (as the UI would) until it creates its entry.
-
-        Voice fields get the packaged voice, language fields its language, other fields their
-        defaults; progress steps (a download) are waited for.
-        """
-        for _ in range(20):
-            kind = result.get("type")
-            if kind == "create_entry":
-                return result
-            flow = f"{base}/{result['flow_id']}"
-            if kind == "form":
-                if result.get("errors"):
-                    raise DemoError(f"{result.get('step_id')} step: {result['errors']}")
-                result = await self.rest("POST", flow, fill_form(result.get("data_schema") or []))
-            elif kind in ("progress", "progress_done"):
-                await asyncio.sleep(0.5)
-                result = await self.rest("GET", flow)
-            else:
-                raise DemoError(f"the flow ended without an entry: {result}")
-        raise DemoError(f"the flow did not finish: {result}")
-
-    async def add_alicia(self, speaker_base_url: str) -> dict[str, Any]:
-        """Alicia TTS through the config-flow API, then its options through the options flow."""
-        flows = "/api/config/config_entries/flow"
-        started = await self.rest("POST", flows, {"handler": "alicia_tts"})
-        entry = await self.complete_flow(flows, started)
-        # Saving options reloads the entry: wait for the TTS entity before and after it.
-        first = await self.wait_available(TTS_ENTITY, timeout=60)
-        options_flows = "/api/config/config_entries/options/flow"
-        options = await self.rest("POST", options_flows, {"handler": entry["result"]["entry_id"]})
-        if options.get("type") != "form":
-            raise DemoError(f"Alicia's options flow did not show a form: {options}")
-        answer = {
-            **fill_form(options.get("data_schema") or []),
-            "speaker_base_url": speaker_base_url,
+        rooms_by_device = {d["id"]: d["name_by_user"] or d["name"] for d in devices}
+        states = {s["entity_id"]: s["state"] for s in await ha.api.states()}
+        players = {
+            rooms_by_device.get(e["device_id"], ""): e["entity_id"]
+            for e in entities
+            if e["platform"] == "sonos"
+            and e["entity_id"].startswith("media_player.")
+            and states.get(e["entity_id"], "unavailable") != "unavailable"
         }
-        done = await self.rest("POST", f"{options_flows}/{options['flow_id']}", answer)
-        await self.complete_flow(options_flows, done)
-        await self.wait_available(TTS_ENTITY, timeout=60, newer_than=first["last_changed"])
-        return entry
-
-    async def wait_available(
-        self,
-        entity_id: str,
-        timeout: float,  # noqa: ASYNC109
-        newer_than: str | None = None,
-    ) -> dict[str, Any]:
-        """Wait until an entity has an available state (a new one, after a reload)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            async with self.session.get(
-                f"{self.ha.url}/api/states/{entity_id}", headers=self.headers
-            ) as response:
-                state = await response.json() if response.status == 200 else None
-            if (
-                state is not None
-                and state["state"] != "unavailable"
-                and (newer_than is None or state["last_changed"] != newer_than)
-            ):
-                return dict(state)
-            if time.monotonic() > deadline:
-                raise DemoError(f"{entity_id} did not become available within {timeout:.0f} s")
-            await asyncio.sleep(0.3)
-
-    async def sonos_players(self, rooms: list[str], timeout: float) -> dict[str, str]:  # noqa: ASYNC109
-        """Wait for the core sonos integration's media players: {room: entity_id}.
-
-        HA names a Sonos device after its room; the player entity belongs to that device.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            entities, devices = await self.ws(
-                {"type": "config/entity_registry/list"}, {"type": "config/device_registry/list"}
+        if all(room in players for room in rooms):
+            return {room: players[room] for room in rooms}
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"HA's sonos integration set up {sorted(players)} of {rooms} within "
+                f"{timeout:.0f} s (see {ha.config_dir / 'home-assistant.log'})"
             )
-            rooms_by_device = {d["id"]: d["name_by_user"] or d["name"] for d in devices}
-            states = {s["entity_id"]: s["state"] for s in await self.rest("GET", "/api/states")}
-            players = {
-                rooms_by_device.get(e["device_id"], ""): e["entity_id"]
-                for e in entities
-                if e["platform"] == "sonos"
-                and e["entity_id"].startswith("media_player.")
-                and states.get(e["entity_id"], "unavailable") != "unavailable"
-            }
-            if all(room in players for room in rooms):
-                return {room: players[room] for room in rooms}
-            if time.monotonic() > deadline:
-                raise DemoError(
-                    f"HA's sonos integration set up {sorted(players)} of {rooms} within "
-                    f"{timeout:.0f} s (see {self.ha.config_dir / 'home-assistant.log'})"
-                )
-            await asyncio.sleep(1.0)
-
-    async def state(self, entity_id: str) -> dict[str, Any]:
-        """One entity's state object."""
-        result: dict[str, Any] = await self.rest("GET", f"/api/states/{entity_id}")
-        return result
-
-
-def select_values(field: dict[str, Any]) -> list[str]:
-    """The values a select field offers."""
-    options = (field.get("selector") or {}).get("select", {}).get("options", [])
-    return [str(o["value"]) if isinstance(o, dict) else str(o) for o in options]
-
-
-def fill_form(schema: list[dict[str, Any]]) -> dict[str, Any]:
-    """Answers to a flow form: the packaged voice and its language, defaults elsewhere."""
-    language = VOICE.split("-", 1)[0]  # en_US
-    answers: dict[str, Any] = {}
-    for field_ in schema:
-        name = field_.get("name", "")
-        values = select_values(field_)
-        if name == "voice":
-            answers[name] = VOICE
-        elif name == "language" and values:
-            wanted = [v for v in values if v.replace("-", "_").lower() == language.lower()]
-            answers[name] = (wanted or [v for v in values if v.startswith(language[:2])])[0]
-        elif "default" in field_ and field_.get("type") != "expandable":
-            answers[name] = field_["default"]
-    return answers
+        await asyncio.sleep(1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -832,14 +571,7 @@ async def running_stack(
         playback_speed=1.0,
     )
     preset_household(household)
-    write_config(
-        config_dir,
-        port,
-        [s.ip for s in household.speakers],
-        args.component,
-        python=python,
-        verbose=args.verbose,
-    )
+    verbose = "debug" if args.verbose else None
     async with household:
         log(
             "Simulated Sonos speakers: "
@@ -849,25 +581,36 @@ async def running_stack(
             f"Starting Home Assistant {python_ha_version(python)} on http://127.0.0.1:{port} "
             f"(config: {config_dir.relative_to(REPO)}) ..."
         )
-        ha = await start_hass(python, config_dir, port, session)
-        try:
-            api = HomeAssistantApi(ha, session)
+        async with home_assistant(
+            config_dir,
+            port=port,
+            python=python,
+            session=session,
+            component=args.component,
+            extra_config=EXTRA_CONFIG.format(
+                hosts="".join(f"      - {s.ip}\n" for s in household.speakers)
+            ),
+            log_levels={
+                "custom_components.alicia_tts": verbose or "info",
+                "homeassistant.components.sonos": verbose or "warning",
+                "soco": verbose or "warning",
+            },
+            stores=STORES,
+        ) as ha:
             log(f"Home Assistant is up, user 'demo' onboarded ({time.monotonic() - started:.1f} s)")
             if alicia:
-                entry = await api.add_alicia(ha.url)
+                entry = await add_alicia(ha.api, ha.url)
                 log(
                     f"Alicia TTS added through the config flow: {entry['title']}; "
                     f"option speaker_base_url = {ha.url} ({time.monotonic() - started:.1f} s)"
                 )
-            players = await api.sonos_players(list(SPEAKER_NAMES), timeout=90)
+            players = await sonos_players(ha, list(SPEAKER_NAMES), timeout=90)
             log(
                 "HA's sonos integration set up "
                 + ", ".join(f"{room} -> {entity}" for room, entity in players.items())
                 + f" ({time.monotonic() - started:.1f} s)"
             )
-            yield Stack(household, ha, api, players)
-        finally:
-            await asyncio.to_thread(stop_hass, ha)
+            yield Stack(household, ha, ha.api, players)
 
 
 def print_banner(stack: Stack, token: str) -> None:
@@ -929,7 +672,9 @@ async def run(args: argparse.Namespace) -> int:
             log(f"FAILED {check.name}:\n  " + "\n  ".join(check.problems))
         if args.ci:
             return 1 if failed else 0
-        token = await stack.api.long_lived_token()
+        token = await stack.api.long_lived_token(
+            f"Alicia demo {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        )
         for speaker in stack.household.speakers:
             speaker.on_played = lambda record: log(f"[{record.speaker}] {describe_fetch(record)}")
         print_banner(stack, token)

@@ -6,15 +6,25 @@ Home Assistant OS and Container (musl, where piper-tts cannot be installed) need
 
     python script/espeak_data.py --out DIR      # verified wheel -> DIR/ (atomic)
     python script/espeak_data.py --zip SRC OUT  # zip a folder with its files at the root
+    python script/espeak_data.py --tar OUT      # the release asset: a deterministic tar.gz
+    python script/espeak_data.py --digest       # the data's tree digest (pinned in the code)
+
+The tree digest is what the integration pins and checks after fetching the release asset
+(``espeak_fetch.DATA_TREE_DIGEST``): sha256 over one line ``<path>\0<sha256 of the file>\n``
+per file, sorted by path (relative to ``espeak-ng-data/``, ``/``-separated). It is computed here
+from the wheel itself, independently of the integration's own code, so the two check each other.
 """
 
 import argparse
+import gzip
 import hashlib
+import io
 import os
 from pathlib import Path
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -29,6 +39,9 @@ WHEEL = (
 )
 WHEEL_SHA256 = "25b4d3f31ff70c8fa7151908e00aaa5650cbdf16bca8fcf21299f3941b89a7d3"
 DATA_PREFIX = "piper/espeak-ng-data/"
+# The release asset with the data (script/build_release; fetched by espeak_fetch.py).
+DATA_ASSET = f"espeak-ng-data-piper-{PIPER_VERSION}.tar.gz"
+TAR_ROOT = "espeak-ng-data"
 
 
 def sha256(path: Path) -> str:
@@ -101,6 +114,57 @@ def extract_data(out: Path) -> int:
     return count
 
 
+def wheel_data() -> list[tuple[str, bytes]]:
+    """The wheel's espeak-ng-data files: (path below espeak-ng-data, bytes), sorted by path."""
+    files: list[tuple[str, bytes]] = []
+    with zipfile.ZipFile(fetch_wheel()) as archive:
+        for info in archive.infolist():
+            if info.filename.startswith(DATA_PREFIX) and not info.is_dir():
+                relative = info.filename[len(DATA_PREFIX) :]
+                if relative.startswith("/") or ".." in relative.split("/"):
+                    raise SystemExit(f"unsafe path in wheel: {info.filename}")
+                files.append((relative, archive.read(info)))
+    if not files:
+        raise SystemExit("the wheel has no espeak-ng-data")
+    return sorted(files)
+
+
+def tree_digest(files: list[tuple[str, bytes]]) -> str:
+    """sha256 over ``<path>\\0<file sha256>\\n`` per file, sorted by path."""
+    digest = hashlib.sha256()
+    for path, data in sorted(files):
+        digest.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def make_tar(out: Path) -> str:
+    """Write the data release asset (deterministic: sorted, mtime 0, uid/gid 0); its digest.
+
+    Files only, under ``espeak-ng-data/``, mode 0644, gzip with no name and mtime 0, so the
+    same wheel gives the same bytes (with the same zlib).
+    """
+    files = wheel_data()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path, data in files:
+            info = tarfile.TarInfo(f"{TAR_ROOT}/{path}")
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            archive.addfile(info, io.BytesIO(data))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".part")
+    with (
+        partial.open("wb") as sink,
+        gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=9) as packed,
+    ):
+        packed.write(raw.getvalue())
+    os.replace(partial, out)
+    return tree_digest(files)
+
+
 def source_provision() -> str:
     """SOURCE.md of the release's espeak folder (GPL-3.0-or-later source offer)."""
     return f"""# espeak-ng in this release
@@ -113,6 +177,12 @@ piper-tts {PIPER_VERSION} (wheel `{WHEEL}`, sha256 `{WHEEL_SHA256}`).
 
 The corresponding source is espeak-ng at that commit plus the build script above. Both are
 GPL-3.0-or-later, like Alicia TTS.
+
+The release also carries two assets that an install without this folder fetches at setup:
+`{DATA_ASSET}` (the same `espeak-ng-data/`, as a tar) and `espeak-ng-1.0.2.tgz`, the npm
+package `espeak-ng` 1.0.2 unchanged (espeak-ng's command line built with Emscripten,
+GPL-3.0-or-later, its LICENSE inside; it is built by the `ianmarmour/espeak-ng.js` project
+on GitHub from espeak-ng's source).
 """
 
 
@@ -132,7 +202,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder to put espeak-ng-data into")
     parser.add_argument("--zip", nargs=2, type=Path, metavar=("SRC", "OUT"))
     parser.add_argument("--source-md", type=Path, help="write SOURCE.md there")
+    parser.add_argument("--tar", type=Path, help="write the data release asset (tar.gz) there")
+    parser.add_argument("--digest", action="store_true", help="print the data's tree digest")
     args = parser.parse_args()
+    if args.digest:
+        print(tree_digest(wheel_data()))
+    if args.tar:
+        print(f"{DATA_ASSET}: tree digest {make_tar(args.tar)} -> {args.tar}")
     if args.out:
         print(f"espeak-ng-data: {extract_data(args.out)} files -> {args.out}")
     if args.source_md:

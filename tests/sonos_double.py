@@ -38,6 +38,14 @@ synchronous, so call it in a worker thread::
         await asyncio.to_thread(device.play_uri, "http://127.0.0.1:8123/tts.mp3")
         record = await kitchen.wait_played(1)  # PlaybackRecord: format, duration_s, ...
 
+Bonded sets (``FakeHousehold.bond_pair``, ``bond_theatre``): a stereo pair's second speaker is
+an ``Invisible="1"`` ``ZoneGroupMember`` with the pair's ``ChannelMapSet``; a home theatre's Sub
+and surrounds are ``Satellite`` elements of the main speaker with its ``HTSatChanMapSet``. The
+set moves between groups with its main speaker and shares its volume and mute; what the main
+speaker plays through AVTransport every member plays too (a `PlaybackRecord` with
+``bonded_from`` and ``channel`` in each member's ``played``), while an audio clip plays on the
+main speaker and its Sub only, as on real sets.
+
 Presets (no fetch): ``preset_radio``, ``preset_line_in``, ``preset_tv``, ``preset_queue``,
 ``preset_source``, ``apply_preset`` (by name); household-wide ``add_favorite``, ``add_alarm``;
 plain attributes (``volume``, ``mute``, ``bass``, ``treble``, ``loudness``, ``play_mode``,
@@ -58,7 +66,7 @@ import argparse
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import datetime
 import importlib
 import ipaddress
@@ -462,6 +470,11 @@ class PlaybackRecord:
     first_byte_s: float | None = None
     total_s: float | None = None
     error: str | None = None
+    #: The speaker was muted when it fetched (it would have played silently).
+    muted: bool = False
+    #: For a bonded set's member: the main speaker that fetched, and this member's channel.
+    bonded_from: str | None = None
+    channel: str | None = None
     body: bytes = field(default=b"", repr=False)
 
     @property
@@ -951,6 +964,8 @@ class FakeSonosSpeaker:
         self.hardware_version = "1.20.1.6-2.1"
         self.display_version = "17.1"
         self.supports_audio_clip = supports_audio_clip
+        #: Older firmware plays clips but refuses ``subscribe``: no ``audioClipStatus`` events.
+        self.clip_status_events = True
         self.strict_extension_check = strict_extension_check
         self.playback_speed = playback_speed
         self.websocket_enabled = websocket
@@ -964,6 +979,10 @@ class FakeSonosSpeaker:
         self.uid = uid or "RINCON_000E58" + "".join(f"{b:02X}" for b in octets[1:]) + "01400"
         self.serial_number = self.mac.replace(":", "-") + ":E"
         self.household: FakeHousehold | None = None
+        #: Bonded sets: the main speaker this one belongs to, its channel, and the set's kind.
+        self.bonded_to: FakeSonosSpeaker | None = None
+        self.channel: str | None = None
+        self.bond_kind: Literal["pair", "theatre"] | None = None
 
         # Rendering
         self.volume = volume
@@ -1177,9 +1196,18 @@ class FakeSonosSpeaker:
     @property
     def coordinator(self) -> FakeSonosSpeaker:
         """The speaker whose transport this one plays (itself when standalone)."""
+        if self.bonded_to is not None:
+            return self.bonded_to.coordinator
         if self.coordinator_uid == self.uid or self.household is None:
             return self
         return self.household.by_uid(self.coordinator_uid) or self
+
+    @property
+    def bonded_members(self) -> list[FakeSonosSpeaker]:
+        """The other speakers of the bonded set this one is the main speaker of."""
+        if self.household is None:
+            return []
+        return [s for s in self.household.speakers if s.bonded_to is self]
 
     @property
     def is_coordinator(self) -> bool:
@@ -1420,7 +1448,9 @@ class FakeSonosSpeaker:
         clip_id: str | None = None,
     ) -> PlaybackRecord:
         """GET ``url`` like a speaker, decode it, append and return the record."""
-        record = PlaybackRecord(url=url, via=via, speaker=self.name, volume=volume, clip_id=clip_id)
+        record = PlaybackRecord(
+            url=url, via=via, speaker=self.name, volume=volume, clip_id=clip_id, muted=self.mute
+        )
         started = time.monotonic()
         try:
             await self._fetch(url, record, started)
@@ -1448,6 +1478,20 @@ class FakeSonosSpeaker:
                 setattr(record, name, getattr(report, name))
         self.played.append(record)
         self._signal()
+        for member in self.bonded_members:
+            # The set plays what its main speaker fetched; an audio clip reaches the Sub only.
+            if via == "avtransport" or member.channel == "SW":
+                member.played.append(
+                    replace(
+                        record,
+                        speaker=member.name,
+                        volume=record.volume if via == "audioclip" else member.volume,
+                        muted=member.mute,
+                        bonded_from=self.name,
+                        channel=member.channel,
+                    )
+                )
+                member._signal()
         if self.on_played is not None:
             self.on_played(record)
         return record
@@ -2024,15 +2068,23 @@ class FakeSonosSpeaker:
 
     def _set_volume(self, args: dict[str, str]) -> dict[str, str]:
         self.volume = max(0, min(100, _int_arg(args, "DesiredVolume")))
+        self._bond_follows()
         return {}
 
     def _set_relative_volume(self, args: dict[str, str]) -> dict[str, str]:
         self.volume = max(0, min(100, self.volume + _int_arg(args, "Adjustment")))
+        self._bond_follows()
         return {"NewVolume": str(self.volume)}
 
     def _set_mute(self, args: dict[str, str]) -> dict[str, str]:
         self.mute = _bool_arg(args, "DesiredMute")
+        self._bond_follows()
         return {}
+
+    def _bond_follows(self) -> None:
+        """A bonded set shares its main speaker's volume and mute."""
+        for member in self.bonded_members:
+            member.volume, member.mute = self.volume, self.mute
 
     def _set_eq(self, which: str, value: str) -> dict[str, str]:
         try:
@@ -2558,6 +2610,8 @@ class FakeSonosSpeaker:
         """``subscribe``/``unsubscribe``: ``audioClipStatus`` events to this client, or not."""
         if not self.supports_audio_clip:
             return self._ws_error(command, "ERROR_UNSUPPORTED_NAMESPACE", "audioClip:1")
+        if not self.clip_status_events:
+            return self._ws_error(command, "ERROR_INVALID_COMMAND", "no clip status events")
         if peer is not None:
             peer.subscribed = command.get("command") == "subscribe"
         return [self._ws_header(command, "none"), {}]
@@ -2709,7 +2763,7 @@ class FakeSonosSpeaker:
                         TRANSITIONING: "PLAYBACK_STATE_BUFFERING",
                         PAUSED: "PLAYBACK_STATE_PAUSED",
                     }.get(state, "PLAYBACK_STATE_IDLE"),
-                    "playerIds": [s.uid for s in members],
+                    "playerIds": [s.uid for s in members if s.bonded_to is None],
                 }
             )
         players = [
@@ -2726,6 +2780,7 @@ class FakeSonosSpeaker:
                 "icon": "",
             }
             for s in household.speakers
+            if s.bonded_to is None
         ]
         return {"_objectType": "groups", "groups": groups, "partial": False, "players": players}
 
@@ -3012,7 +3067,8 @@ class FakeHousehold:
         if not member.is_coordinator:
             member.coordinator.group_seq += 1
         for follower in member.group_members[1:] if member.is_coordinator else []:
-            self._leave(follower)
+            if follower.bonded_to is None:
+                self._leave(follower)
         member._cancel_playback()
         if member.transport_state != STOPPED:
             member._set_state(STOPPED)
@@ -3051,7 +3107,7 @@ class FakeHousehold:
             self._topology_changed(publish_after, via)
             self.changed()
             return None
-        followers = speaker.group_members[1:]
+        followers = [s for s in speaker.group_members[1:] if s.bonded_to is None]
         if not followers:
             speaker.group_seq += 1
             self._topology_changed(publish_after, via)
@@ -3089,6 +3145,53 @@ class FakeHousehold:
         self._topology_changed(publish_after, via)
         self.changed()
         return delegate
+
+    def bond_pair(self, left: FakeSonosSpeaker, right: FakeSonosSpeaker) -> None:
+        """Make ``left`` and ``right`` a stereo pair; ``left`` is the main (visible) speaker."""
+        self._bond(left, {right: "RF,RF"}, "pair", "LF,LF")
+
+    def bond_theatre(
+        self,
+        main: FakeSonosSpeaker,
+        *,
+        sub: FakeSonosSpeaker | None = None,
+        surrounds: tuple[FakeSonosSpeaker, FakeSonosSpeaker] | None = None,
+    ) -> None:
+        """Make ``main`` (a soundbar) a home theatre with a Sub and/or two surrounds."""
+        members: dict[FakeSonosSpeaker, str] = {}
+        if sub is not None:
+            members[sub] = "SW"
+        if surrounds is not None:
+            members[surrounds[0]] = "LR"
+            members[surrounds[1]] = "RR"
+        self._bond(main, members, "theatre", "LF,RF")
+
+    def _bond(
+        self,
+        main: FakeSonosSpeaker,
+        members: dict[FakeSonosSpeaker, str],
+        kind: Literal["pair", "theatre"],
+        channel: str,
+    ) -> None:
+        if not members:
+            raise ValueError("a bonded set needs a second speaker")
+        for speaker in (main, *members):
+            if speaker.bond_kind is not None:
+                raise ValueError(f"{speaker.name} is already bonded")
+            self.make_standalone(speaker)
+        main.bond_kind, main.channel = kind, channel
+        for member, member_channel in members.items():
+            member.bonded_to, member.bond_kind, member.channel = main, kind, member_channel
+            member.volume, member.mute = main.volume, main.mute
+            member.group_seq += 1
+        main.group_seq += 1
+        self._topology_changed(0.0, None)
+        self.changed()
+
+    @staticmethod
+    def channel_map(main: FakeSonosSpeaker) -> str:
+        """The set's ``ChannelMapSet``/``HTSatChanMapSet``: ``uid:channel;uid:channel``."""
+        return ";".join(f"{s.uid}:{s.channel}" for s in (main, *main.bonded_members))
 
     def _live_topology(self) -> list[tuple[str, list[str]]]:
         return [(members[0].group_id, [s.uid for s in members]) for members in self.groups()]
@@ -3151,7 +3254,9 @@ class FakeHousehold:
             members = [s for uid in uids if (s := self.by_uid(uid)) is not None]
             if not members:
                 continue
-            zones = "".join(self._member_xml(s) for s in members)
+            zones = "".join(
+                self._member_xml(s) for s in members if s.bonded_to is None or s.bond_kind == "pair"
+            )
             groups.append(
                 f'<ZoneGroup Coordinator="{members[0].uid}" ID="{group_id}">{zones}</ZoneGroup>'
             )
@@ -3160,8 +3265,7 @@ class FakeHousehold:
             "<VanishedDevices></VanishedDevices></ZoneGroupState>"
         )
 
-    @staticmethod
-    def _member_xml(speaker: FakeSonosSpeaker) -> str:
+    def _member_xml(self, speaker: FakeSonosSpeaker, tag: str = "ZoneGroupMember") -> str:
         attributes = {
             "UUID": speaker.uid,
             "Location": f"{speaker.base_url}/xml/device_description.xml",
@@ -3192,8 +3296,22 @@ class FakeHousehold:
             "SSLPort": str(WEBSOCKET_PORT),
             "HHSSLPort": "1843",
         }
+        main = speaker.bonded_to or speaker
+        satellites = ""
+        if speaker.bond_kind == "pair":
+            attributes["ChannelMapSet"] = self.channel_map(main)
+        elif speaker.bond_kind == "theatre":
+            attributes["HTSatChanMapSet"] = self.channel_map(main)
+            if speaker.bonded_to is None:
+                satellites = "".join(
+                    self._member_xml(s, "Satellite") for s in speaker.bonded_members
+                )
+        if speaker.bonded_to is not None:
+            attributes["Invisible"] = "1"
         text = " ".join(f"{k}={quoteattr(v)}" for k, v in attributes.items())
-        return f"<ZoneGroupMember {text}/>"
+        if satellites:
+            return f"<{tag} {text}>{satellites}</{tag}>"
+        return f"<{tag} {text}/>"
 
     def changed(self) -> None:
         """Something changed: send UPnP events to subscribers whose state differs."""

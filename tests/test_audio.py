@@ -1,6 +1,7 @@
 """Tokens, growing buffers, the store and its cache, Range parsing and encoders (pure)."""
 
 import asyncio
+from collections.abc import AsyncGenerator
 import io
 import subprocess
 
@@ -16,12 +17,14 @@ from custom_components.alicia_tts.audio import (
     Mp3Encoder,
     RangeNotSatisfiableError,
     WavEncoder,
+    first_pieces,
     is_token,
     make_encoder,
     mp3_available,
     new_token,
     parse_range,
     range_needs_complete_audio,
+    read_ahead,
     wav_header,
 )
 
@@ -349,3 +352,64 @@ def test_mp3_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "lameenc", None)
     assert not mp3_available()
+
+
+def test_first_pieces() -> None:
+    """A stream's first audio: a quarter second on its own, then the rest; short ones whole."""
+    pcm = tone(1.0)
+    first, rest = first_pieces(pcm, 22050)
+    assert len(first) == 5512 * 2
+    assert first + rest == pcm
+    assert first_pieces(pcm[:1000], 22050) == [pcm[:1000]]
+    # Encoded on its own, the first piece already gives MP3 frames.
+    if mp3_available():
+        assert Mp3Encoder(22050).encode(first)
+
+
+class Source:
+    """Sentences as an async generator that records how far it was pulled and its closing."""
+
+    def __init__(self, count: int, fail_after: int | None = None) -> None:
+        self.count = count
+        self.fail_after = fail_after
+        self.produced: list[int] = []
+        self.closed = False
+
+    async def run(self) -> AsyncGenerator[bytes]:
+        try:
+            for number in range(self.count):
+                if number == self.fail_after:
+                    raise RuntimeError("synthesis failed")
+                self.produced.append(number)
+                yield bytes([number])
+        finally:
+            self.closed = True
+
+
+async def test_read_ahead_makes_the_next_sentences_meanwhile() -> None:
+    """While the consumer works on the first sentence, the next ones are already made."""
+    source = Source(6)
+    stream = read_ahead(source.run(), depth=2)
+    assert await anext(stream) == b"\x00"
+    for _ in range(10):  # the consumer is busy (encoding): the loop runs other tasks
+        await asyncio.sleep(0)
+    assert source.produced == [0, 1, 2, 3]  # two queued, one waiting to be queued
+    assert [item async for item in stream] == [bytes([n]) for n in range(1, 6)]
+    assert source.closed
+
+
+async def test_read_ahead_errors_in_order_and_closing() -> None:
+    """A failure arrives after the sentences before it; a consumer that stops closes it all."""
+    failing = Source(5, fail_after=2)
+    stream = read_ahead(failing.run())
+    assert [await anext(stream), await anext(stream)] == [b"\x00", b"\x01"]
+    with pytest.raises(RuntimeError, match="synthesis failed"):
+        await anext(stream)
+    assert failing.closed
+
+    stopped = Source(100)
+    stream = read_ahead(stopped.run())
+    assert await anext(stream) == b"\x00"
+    await stream.aclose()
+    assert stopped.closed
+    assert len(stopped.produced) < 100

@@ -16,9 +16,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.alicia_tts.chain import (
     CircuitBreaker,
+    NoAudioError,
     TextTee,
     async_purge_tts_cache,
-    fallback_names,
+    first_then_rest,
     scrub,
 )
 from custom_components.alicia_tts.const import (
@@ -407,10 +408,6 @@ async def test_missing_fallback_engine(hass: HomeAssistant, engines: dict[str, A
     await speak(hass, engine="fallback")
     assert engines["working"].messages == [MESSAGE]
     assert entry.runtime_data.chain.stats["tts.gone"].failures == 1
-    assert fallback_names(hass, ["tts.working", "tts.gone"]) == {
-        "tts.working": "Working",
-        "tts.gone": "tts.gone",
-    }
 
 
 async def test_speaker_path_skips_failing_and_slow_engines(
@@ -739,3 +736,24 @@ async def test_errors_never_carry_the_message(
         assert secret[:12] not in text
     ours = [r for r in caplog.records if r.name.startswith("custom_components.alicia_tts")]
     assert all("4711" not in r.getMessage() for r in ours if r.levelno > 10)
+
+
+async def test_purge_tts_cache_guards(hass: HomeAssistant) -> None:
+    """Without tts's manager, or with one whose cache internals changed, nothing is purged."""
+    hass.data.pop(DATA_TTS_MANAGER, None)
+    await async_purge_tts_cache(hass, "tts.alicia")
+    data: dict[Any, Any] = hass.data
+    data[DATA_TTS_MANAGER] = object()  # no mem_cache: a future HA's internals
+    await async_purge_tts_cache(hass, "tts.alicia")
+    del data[DATA_TTS_MANAGER]
+
+
+async def test_source_without_audio_is_no_audio() -> None:
+    """A source that ends before its first chunk raises NoAudioError (the chain's own error)."""
+
+    async def nothing() -> AsyncGenerator[bytes]:
+        return
+        yield b""  # an async generator that yields nothing
+
+    with pytest.raises(NoAudioError, match="no audio"):
+        await first_then_rest(nothing(), 1.0)

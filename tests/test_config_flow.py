@@ -52,6 +52,7 @@ from custom_components.alicia_tts.const import (
 from custom_components.alicia_tts.delivery import async_create_audio
 from custom_components.alicia_tts.diagnostics import async_get_config_entry_diagnostics
 from custom_components.alicia_tts.engine import SynthesisOptions
+from custom_components.alicia_tts.voices import VOICE_PACKAGE_ENV
 
 from .conftest import JOE, form_options, install_voice
 from .engines import FakeEngine, async_setup_engines
@@ -684,7 +685,7 @@ async def test_reconfigure_with_download(
         minor_version=2,
     )
     entry.add_to_hass(hass)
-    with patch("custom_components.alicia_tts.voices.PACKAGED_VOICE_MODULE", "none_here"):
+    with patch.dict(os.environ, {VOICE_PACKAGE_ENV: "none_here"}):
         result = await entry.start_reconfigure_flow(hass)
         assert placeholders(result)["url"] == server.base_url
         result = await finish_download(hass, await choose(hass, await language(hass, result), JOE))

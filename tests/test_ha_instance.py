@@ -1,9 +1,13 @@
-"""script/ha_instance.py against a real ``hass`` process: HTTP settings confirmed at start.
+"""script/ha_instance.py: the scripts' library for running a real Home Assistant.
 
-Home Assistant 2026.10 and later keep the YAML ``http:`` settings as a *pending* config and, when
-nobody confirms them within five minutes, revert them and restart: a benchmark or demo running
-longer than that loses its server. Rather than waiting five minutes, this checks what decides it:
-the revert HA has scheduled, before and after the helper's confirmation.
+Against a real ``hass`` process: the HTTP settings hold from the first start. Home Assistant
+2026.10 and later would take YAML ``http:`` settings as a *pending* config and, when nobody
+confirms them within five minutes, revert them and restart (a benchmark or demo running longer
+than that would lose its server), and show a repair issue about the YAML. Rather than waiting
+five minutes, the test checks what decides it: HA's own view of its HTTP settings (confirmed,
+nothing pending, no revert scheduled) and its repair issues.
+
+Without Home Assistant: the config-flow driver's answers to a form.
 """
 
 import importlib.util
@@ -17,7 +21,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent / "script" / "ha_instance.py"
 
 
-def load_helper() -> ModuleType:
+def load_library() -> ModuleType:
     """script/ha_instance.py as a module (scripts are not a package)."""
     spec = importlib.util.spec_from_file_location("ha_instance", SCRIPT)
     assert spec is not None
@@ -28,28 +32,54 @@ def load_helper() -> ModuleType:
     return module
 
 
-def http_config(ha: Any) -> dict[str, Any]:
+async def http_config(ha: Any) -> dict[str, Any]:
     """HA's own view of its HTTP settings (websocket ``http/config``)."""
-    answer: dict[str, Any] = ha.websocket({"type": "http/config"})
-    assert answer["success"], answer
-    result: dict[str, Any] = answer["result"]
+    (result,) = await ha.api.ws({"type": "http/config"})
+    assert isinstance(result, dict)
     return result
 
 
 @pytest.mark.usefixtures("socket_enabled")
-def test_http_settings_are_confirmed(tmp_path: Path) -> None:
-    """Unconfirmed, HA schedules the revert; the helper's confirmation cancels it for good."""
-    helper = load_helper()
-    with helper.home_assistant(tmp_path / "config", confirm_http=False) as ha:
+async def test_http_settings_hold(tmp_path: Path) -> None:
+    """Loopback and the port are HA's confirmed HTTP settings: no revert, no repair issue."""
+    library = load_library()
+    async with library.home_assistant(tmp_path / "config") as ha:
         port = int(ha.url.rsplit(":", 1)[1])
-        before = http_config(ha)
-        assert before["revert_at"] is not None  # this HA version would restart in 5 minutes
-        assert before["pending"]["server_port"] == port
-        ha.confirm_http_config()
-        after = http_config(ha)
-        assert after["revert_at"] is None
-        assert after["pending"] is None
-        assert after["stable"]["server_port"] == port
-        assert after["stable"]["server_host"] == ["127.0.0.1"]
-        ha.confirm_http_config()  # nothing pending any more: a second call is harmless
-        assert http_config(ha)["revert_at"] is None
+        config = await http_config(ha)
+        assert config["revert_at"] is None  # HA would not restart in 5 minutes
+        assert config["pending"] is None
+        assert config["stable"]["server_port"] == port
+        assert config["stable"]["server_host"] == ["127.0.0.1"]
+        yaml = (ha.config_dir / "configuration.yaml").read_text().splitlines()
+        assert "http:" not in yaml  # no YAML settings that HA would migrate
+        (issues,) = await ha.api.ws({"type": "repairs/list_issues"})
+        assert [i["issue_id"] for i in issues["issues"] if i["domain"] == "http"] == []
+    assert ha.process.poll() is not None  # stopped on exit
+
+
+def test_form_answers() -> None:
+    """Answers by field name, a select's first offered candidate, defaults elsewhere."""
+    library = load_library()
+    schema = [
+        {
+            "name": "language",
+            "required": True,
+            "selector": {"select": {"options": [{"value": "de-DE"}, {"value": "en-US"}]}},
+        },
+        {"name": "voice", "required": True, "selector": {"select": {"options": ["a", "b"]}}},
+        {"name": "speed", "optional": True, "default": 1.0},
+        {"name": "sound", "type": "expandable", "default": {}},
+        {"name": "host", "required": True},
+    ]
+    answers = {
+        "language": library.OneOf("en_US", "en-US"),
+        "voice": library.OneOf("c"),
+        "host": "127.0.0.1",
+        "unasked": "ignored",
+    }
+    assert library.form_answers(schema, answers) == {
+        "language": "en-US",  # the first candidate the select offers
+        "voice": "c",  # none offered: the first candidate, for HA's validation to refuse
+        "speed": 1.0,
+        "host": "127.0.0.1",
+    }

@@ -478,7 +478,7 @@ async def test_group_change_never_confirmed_is_an_error_and_restores(
         # Restore still ran: Kitchen was put back into Bedroom's group, the radio plays on.
         assert kitchen.coordinator is bedroom
         assert bedroom.transport_state == "PLAYING"
-        assert not playback.is_busy(speaker_of(kitchen))
+        assert playback.queued(speaker_of(kitchen)) == 0
 
 
 async def test_two_speakers_overlay(
@@ -532,7 +532,7 @@ async def test_one_at_a_time_per_speaker(sonos_loopback: None, audio_server: Aud
         starts = [i.fetched_at[0] for i in items]
         for earlier, later in itertools.pairwise(starts):
             assert later - earlier >= 0.15
-        assert not playback.is_busy(speaker_of(speaker))
+        assert playback.queued(speaker_of(speaker)) == 0
 
 
 async def test_queue_is_strictly_fifo_and_group_requests_never_deadlock() -> None:
@@ -575,7 +575,7 @@ async def test_queue_limit_is_a_clear_error_and_a_cancelled_wait_gives_its_place
         with pytest.raises(QueueFullError) as err:
             playback.reserve([b, a])
         assert err.value.placeholders == {"speaker": "A", "max": str(MAX_QUEUED)}
-        assert not playback.is_busy(b)  # a refused request takes no place anywhere
+        assert playback.queued(b) == 0  # a refused request takes no place anywhere
         # A request waiting for its turn that is cancelled leaves the queue.
         waiting = asyncio.create_task(turns[-1].wait())
         await asyncio.sleep(0)

@@ -1157,8 +1157,9 @@ async def test_home_assistant_sonos_integration_sets_up_the_double(
             alarms = [e for e in registry.entities if e.startswith("switch.sonos_alarm")]
             assert len(alarms) == 1
             # Alicia finds the speaker behind HA's entity: uid and address from the registry.
+            # The model is the name the speaker reports, as HA shows it ("Sonos " dropped).
             assert resolve_sonos(hass, players["Den"]) == Speaker(
-                uid=den.uid, ip=den.ip, name="Den"
+                uid=den.uid, ip=den.ip, name="Den", model="One"
             )
             # HA's subscriptions got their events: nothing failed on the double's side.
             assert all(status == 200 for *_, status in den.notifications)

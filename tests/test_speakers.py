@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Coroutine
 import itertools
+import time
 from typing import Any
 from unittest.mock import patch
 
@@ -56,7 +57,13 @@ async def sonos_household(
 
 
 def register_sonos(
-    hass: HomeAssistant, name: str, uid: str, ip: str, *, object_id: str | None = None
+    hass: HomeAssistant,
+    name: str,
+    uid: str,
+    ip: str,
+    *,
+    object_id: str | None = None,
+    model: str = "One",
 ) -> str:
     """Register a Sonos device and its media player the way the core sonos integration does."""
     sonos_entry = MockConfigEntry(domain="sonos", title="Sonos")
@@ -67,7 +74,7 @@ def register_sonos(
         connections={(dr.CONNECTION_UPNP, f"uuid:{uid}")},
         manufacturer="Sonos",
         name=name,
-        model="One",
+        model=model,
         configuration_url=f"http://{ip}:1400/support/review",
     )
     entity = er.async_get(hass).async_get_or_create(
@@ -85,7 +92,7 @@ async def test_resolve_from_registries(hass: HomeAssistant) -> None:
     """Address and uid come from the Sonos device; other players are not Sonos."""
     kitchen = register_sonos(hass, "Kitchen", "RINCON_000E58AAAA0201400", "192.168.1.31")
     assert resolve_sonos(hass, kitchen) == Speaker(
-        uid="RINCON_000E58AAAA0201400", ip="192.168.1.31", name="Kitchen"
+        uid="RINCON_000E58AAAA0201400", ip="192.168.1.31", name="Kitchen", model="One"
     )
     other = er.async_get(hass).async_get_or_create("media_player", "cast", "abc")
     assert resolve_sonos(hass, other.entity_id) is None
@@ -144,6 +151,15 @@ async def test_say_to_other_players(hass: HomeAssistant, init_integration: MockC
     )
     assert response == {
         "duration": None,
+        "results": {
+            "media_player.living_room_tv": {
+                "status": "sent",
+                "mode": "announce",
+                "volume": None,
+                "duration": None,
+                "reason": None,
+            }
+        },
         "speakers": [],
         "modes": {},
         "errors": {},
@@ -287,7 +303,7 @@ async def sonos_entry(
 ) -> MockConfigEntry:
     """Alicia and two Sonos entities registered as HA's sonos integration registers them."""
     for fake in sonos_household.speakers:
-        register_sonos(hass, fake.name, fake.uid, fake.ip)
+        register_sonos(hass, fake.name, fake.uid, fake.ip, model=fake.model_name)
     return alicia_entry
 
 
@@ -622,8 +638,10 @@ async def ha_sonos(
             hass, "sonos", {"sonos": {"media_player": {"hosts": hosts}}}
         )
         players: dict[str, str] = {}
+        # A bonded set's other speakers are invisible: HA makes entities of visible ones only.
+        visible = [s for s in sonos_household.speakers if s.bonded_to is None]
         async with asyncio.timeout(30):
-            while len(players) < len(hosts) or any(
+            while len(players) < len(visible) or any(
                 hass.states.get(e) is None for e in players.values()
             ):
                 await asyncio.sleep(0.1)
@@ -737,3 +755,307 @@ async def test_group_announcement_through_home_assistant_sonos(
     assert kitchen.current_uri.startswith("x-sonosapi-stream:")
     assert bedroom.current_uri == f"x-rincon-queue:{bedroom.uid}#0"
     assert bedroom.track_number == 3
+
+
+# -- volume, stop, priority, models and bonded sets (issue 14) ----------------------------------
+
+
+def _say(hass: HomeAssistant, data: dict[str, Any]) -> asyncio.Task[Any]:
+    """An ``alicia_tts.say`` with ``wait`` and a response, running in the background."""
+    return hass.async_create_task(
+        hass.services.async_call(
+            "alicia_tts", "say", {**data, "wait": True}, blocking=True, return_response=True
+        )
+    )
+
+
+async def _options(hass: HomeAssistant, entry: MockConfigEntry, **options: Any) -> None:
+    hass.config_entries.async_update_entry(entry, options={**entry.options, **options})
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    playback = async_get_playback(hass)
+    playback.realtime = 0
+    playback.poll_interval = 0.05
+
+
+async def test_tts_speak_relative_volume_clamped_with_offset(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """tts.speak volume "+10": from 50, plus the kitchen's offset 5, clamped to max 60."""
+    await _options(
+        hass,
+        sonos_entry,
+        min_volume=20,
+        max_volume=60,
+        volume_offsets={"media_player.kitchen": 5, "media_player.elsewhere": -5},
+    )
+    kitchen = sonos_household["Kitchen"]
+    kitchen.preset_radio(state="PLAYING")
+    kitchen.volume = 50
+    await hass.services.async_call(
+        "tts",
+        "speak",
+        {
+            "entity_id": TTS_ENTITY,
+            "media_player_entity_id": "media_player.kitchen",
+            "message": "Relative.",
+            "options": {"volume": "+10"},
+        },
+        blocking=True,
+    )
+    record = await kitchen.wait_played(1, timeout=30)
+    await _idle(hass)
+    assert (record.via, record.volume) == ("audioclip", 60)
+    assert kitchen.volume == 50
+    # An absolute volume below the minimum is raised to it (plus nothing: no offset here).
+    bedroom = sonos_household["Bedroom"]
+    response = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {"entity_id": "media_player.bedroom", "message": "Low.", "volume": 5, "wait": True},
+        blocking=True,
+        return_response=True,
+    )
+    results: Any = response
+    assert results["results"]["media_player.bedroom"]["volume"] == 20
+    assert (await bedroom.wait_played(1)).volume == 20
+
+
+async def test_say_muted_takeover_response_and_restore(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """A muted speaker is heard and muted again; the response has one shape per player."""
+    kitchen = sonos_household["Kitchen"]
+    kitchen.preset_queue(3, track=2, state="PLAYING")
+    kitchen.mute, kitchen.volume = True, 30
+    register_sonos(hass, "Garage", "RINCON_GHOST01400", "127.0.0.59")
+    add_player(hass, "media_player.tv")
+    calls = async_mock_service(hass, "media_player", "play_media")
+    response: Any = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {
+            "entity_id": ["media_player.kitchen", "media_player.garage", "media_player.tv"],
+            "message": "Muted no more.",
+            "volume": 40,
+            "wait": True,
+        },
+        blocking=True,
+        return_response=True,
+    )
+    [record] = kitchen.played
+    assert (record.volume, record.muted) == (40, False)
+    assert (kitchen.mute, kitchen.volume, kitchen.track_number) == (True, 30, 2)
+    assert kitchen.transport_state == "PLAYING"
+    results = response["results"]
+    kitchen_result = results["media_player.kitchen"]
+    assert kitchen_result["status"] == "played"
+    assert (kitchen_result["mode"], kitchen_result["volume"]) == ("overlay", 40)
+    assert kitchen_result["reason"] is None
+    assert kitchen_result["duration"] == response["duration"] > 0.5
+    assert results["media_player.garage"] == {
+        "status": "failed",
+        "mode": "takeover",  # its clip websocket did not answer either
+        "volume": None,
+        "duration": None,
+        "reason": "The speaker Garage (127.0.0.59) did not answer",
+    }
+    assert results["media_player.tv"]["status"] == "sent"
+    assert all(
+        set(r) == {"status", "mode", "volume", "duration", "reason"} for r in results.values()
+    )
+    assert len(calls) == 1
+
+
+async def test_stop_ends_the_announcement_at_once_and_drops_the_waiting_ones(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """alicia_tts.stop: the playing say returns stopped, restored at once; queued ones too."""
+    kitchen = sonos_household["Kitchen"]
+    kitchen.playback_speed = 1.0  # plays in real time
+    kitchen.preset_radio(state="PLAYING")
+    kitchen.volume = 22
+    before = (kitchen.current_uri, kitchen.transport_state, kitchen.volume)
+    target = {"entity_id": "media_player.kitchen", "mode": "takeover", "volume": 45}
+    playing = _say(hass, {**target, "message": "This is a long announcement. " * 3})
+    queued = _say(hass, {**target, "message": "Never heard."})
+    await kitchen.wait_for(
+        lambda: bool(kitchen.played) and kitchen.transport_state == "PLAYING", 30
+    )
+    started = time.monotonic()
+    stopped = await hass.services.async_call(
+        "alicia_tts",
+        "stop",
+        {"entity_id": "media_player.kitchen"},
+        blocking=True,
+        return_response=True,
+    )
+    assert stopped == {"stopped": 2}
+    first, second = await playing, await queued
+    assert time.monotonic() - started < 3.0
+    assert first["results"]["media_player.kitchen"]["status"] == "stopped"
+    assert first["results"]["media_player.kitchen"]["volume"] == 45
+    assert first["speakers"] == []
+    assert second["results"]["media_player.kitchen"] == {
+        "status": "stopped",
+        "mode": "takeover",
+        "volume": None,
+        "duration": None,
+        "reason": None,
+    }
+    assert (kitchen.current_uri, kitchen.transport_state, kitchen.volume) == before
+    assert len(kitchen.played) == 1
+    await _idle(hass)
+
+
+async def test_stop_keep_queued_and_interrupt(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """keep_queued leaves the waiting one; priority high + interrupt cuts in, then FIFO."""
+    kitchen = sonos_household["Kitchen"]
+    kitchen.playback_speed = 1.0
+    kitchen.preset_radio(state="PLAYING")
+    target = {"entity_id": "media_player.kitchen", "mode": "takeover"}
+    first = _say(hass, {**target, "message": "First, and quite long. " * 3, "leading_silence": 0.1})
+    await kitchen.wait_for(
+        lambda: bool(kitchen.played) and kitchen.transport_state == "PLAYING", 30
+    )
+    second = _say(hass, {**target, "message": "Second.", "leading_silence": 0.2})
+    await asyncio.sleep(0.1)
+    await hass.services.async_call(
+        "alicia_tts",
+        "stop",
+        {"entity_id": "media_player.kitchen", "keep_queued": True},
+        blocking=True,
+    )
+    assert (await first)["results"]["media_player.kitchen"]["status"] == "stopped"
+    await kitchen.wait_for(
+        lambda: len(kitchen.played) == 2 and kitchen.transport_state == "PLAYING", 30
+    )
+    normal = _say(hass, {**target, "message": "Third.", "leading_silence": 0.3})
+    await asyncio.sleep(0.1)
+    urgent = _say(
+        hass,
+        {
+            **target,
+            "message": "Urgent.",
+            "priority": "high",
+            "interrupt": True,
+            "leading_silence": 0.6,
+        },
+    )
+    assert (await second)["results"]["media_player.kitchen"]["status"] == "stopped"
+    assert (await urgent)["results"]["media_player.kitchen"]["status"] == "played"
+    assert (await normal)["results"]["media_player.kitchen"]["status"] == "played"
+    ms = [r.leading_silence_ms or 0.0 for r in kitchen.played]
+    assert ms[0] < ms[1] < ms[3] < ms[2], ms  # the urgent one went before the normal third
+    await _idle(hass)
+    assert kitchen.current_uri.startswith("x-sonosapi-stream:")
+
+
+async def test_stop_and_say_reject_bad_input(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry
+) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call("alicia_tts", "stop", {}, blocking=True)
+    assert err.value.translation_key == "no_targets"
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            "alicia_tts", "stop", {"entity_id": "media_player.nowhere"}, blocking=True
+        )
+    assert err.value.translation_key == "unknown_media_player"
+    for volume in ("loud", "+200", -3):
+        with pytest.raises(ServiceValidationError) as err:
+            await hass.services.async_call(
+                "alicia_tts",
+                "say",
+                {"entity_id": "media_player.kitchen", "message": "Hi.", "volume": volume},
+                blocking=True,
+            )
+        assert err.value.translation_key == "invalid_playback_option"
+        assert "+N or -N" in str(err.value)
+    # Nothing to stop: fine, and nothing was queued by the refused calls.
+    assert await hass.services.async_call(
+        "alicia_tts",
+        "stop",
+        {"entity_id": "media_player.kitchen"},
+        blocking=True,
+        return_response=True,
+    ) == {"stopped": 0}
+    assert async_get_playback(hass).idle
+
+
+async def test_play1_gets_takeover_and_a_pair_plays_on_both(
+    hass: HomeAssistant, alicia_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """A Play:1 goes straight to takeover; a stereo pair's main entity plays on both halves."""
+    kitchen, bedroom = sonos_household["Kitchen"], sonos_household["Bedroom"]
+    register_sonos(hass, "Kitchen", kitchen.uid, kitchen.ip, model="One")
+    register_sonos(hass, "Bedroom", bedroom.uid, bedroom.ip, model="Play:1")
+    response = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {"entity_id": "media_player.bedroom", "message": "Old speaker.", "wait": True},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["modes"] == {"media_player.bedroom": "takeover"}
+    assert bedroom.ws_log == []
+    assert [r.via for r in bedroom.played] == ["avtransport"]
+
+    sonos_household.bond_pair(kitchen, bedroom)
+    kitchen.preset_radio(state="PLAYING")
+    await hass.services.async_call(
+        "tts",
+        "speak",
+        {
+            "entity_id": TTS_ENTITY,
+            "media_player_entity_id": "media_player.kitchen",
+            "message": "Stereo.",
+            "options": {"volume": 30},
+        },
+        blocking=True,
+    )
+    await bedroom.wait_played(2, timeout=30)
+    await _idle(hass)
+    [played] = kitchen.played
+    assert played.via == "avtransport"
+    heard = bedroom.played[1]
+    assert (heard.bonded_from, heard.volume, heard.ok) == ("Kitchen", 30, True)
+    assert kitchen.transport_state == "PLAYING"
+    assert kitchen.current_uri.startswith("x-sonosapi-stream:")
+
+
+@pytest.fixture
+def paired_household(sonos_household: FakeHousehold) -> FakeHousehold:
+    """Kitchen and Bedroom as a stereo pair (Kitchen the main speaker), before HA sees them."""
+    sonos_household.bond_pair(sonos_household["Kitchen"], sonos_household["Bedroom"])
+    return sonos_household
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.filterwarnings("ignore:Testing an element's truth value:DeprecationWarning")
+async def test_stereo_pair_through_home_assistant_sonos(
+    hass: HomeAssistant,
+    paired_household: FakeHousehold,
+    ha_sonos: dict[str, str],
+    alicia_entry: MockConfigEntry,
+) -> None:
+    """HA's sonos integration shows the pair as one player; say plays on both halves."""
+    kitchen, bedroom = paired_household["Kitchen"], paired_household["Bedroom"]
+    assert list(ha_sonos) == ["Kitchen"]
+    kitchen.preset_radio(state="PLAYING")
+    response: Any = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {"entity_id": ha_sonos["Kitchen"], "message": "Both sides.", "volume": 25, "wait": True},
+        blocking=True,
+        return_response=True,
+    )
+    result = response["results"][ha_sonos["Kitchen"]]
+    assert (result["status"], result["mode"], result["volume"]) == ("played", "takeover", 25)
+    [played] = kitchen.played
+    [heard] = bedroom.played
+    assert (played.via, heard.bonded_from, heard.volume) == ("avtransport", "Kitchen", 25)
+    assert kitchen.transport_state == "PLAYING"
+    assert kitchen.current_uri.startswith("x-sonosapi-stream:")

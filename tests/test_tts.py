@@ -89,9 +89,16 @@ async def test_entity_description(hass: HomeAssistant, init_integration: MockCon
         "gain",
         "sentence_silence",
         "leading_silence",
+        "trailing_silence",
         "volume",
         "mode",
         "group",
+        "priority",
+        "interrupt",
+        "chime",
+        "chime_after",
+        "repeat",
+        "repeat_gap",
         "engine",
     }
     voices = entity.async_get_supported_voices("en-US")

@@ -18,7 +18,7 @@ from custom_components.alicia_tts.voices import (
     scan_voice_dir,
 )
 
-from .conftest import JOE, install_voice
+from .conftest import JOE, TEST_VOICE_PACKAGE, install_voice
 
 
 def test_scan_reads_complete_pairs(tmp_path: Path, joe_files: tuple[Path, Path]) -> None:
@@ -72,12 +72,15 @@ def test_packaged_voice() -> None:
     assert info is not None
     assert info.key == JOE
     assert info.packaged
+    assert packaged_voice(TEST_VOICE_PACKAGE) == info  # named by the caller
 
 
 def test_packaged_voice_missing_or_broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No module, a module pointing at missing files, or a broken config: no packaged voice."""
-    monkeypatch.setattr(voices, "PACKAGED_VOICE_MODULE", "no_such_voice_pkg")
+    monkeypatch.setenv(voices.VOICE_PACKAGE_ENV, "no_such_voice_pkg")
     assert packaged_voice() is None
+    monkeypatch.delenv(voices.VOICE_PACKAGE_ENV)
+    assert packaged_voice() is None  # nothing named: an installation
 
     pkg = tmp_path / "fake_voice_pkg.py"
     model, config = tmp_path / "v.onnx", tmp_path / "v.onnx.json"
@@ -86,7 +89,7 @@ def test_packaged_voice_missing_or_broken(tmp_path: Path, monkeypatch: pytest.Mo
         f"def config_path():\n    return {str(config)!r}\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(voices, "PACKAGED_VOICE_MODULE", "fake_voice_pkg")
+    monkeypatch.setenv(voices.VOICE_PACKAGE_ENV, "fake_voice_pkg")
     assert packaged_voice() is None  # files do not exist
     model.write_bytes(b"x")
     config.write_text("[]")

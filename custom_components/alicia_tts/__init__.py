@@ -41,6 +41,7 @@ from .delivery import async_get_store, async_update_url_issue, speaker_base_url
 from .download import remove_stale_parts
 from .engine import EngineError, PiperEngine, PiperUnavailableError, SynthesisOptions
 from .engine_pool import async_acquire_engine, async_release_engine
+from .espeak_setup import async_setup_espeak
 from .local_stack import async_install_local
 from .measurements import async_setup_device_check
 from .models import AliciaConfigEntry, AliciaData
@@ -192,6 +193,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bo
     engine, problem = await async_load_local_engine(
         hass, voice, voices, entry.options.get(CONF_BACKEND), user=entry.entry_id
     )
+    if engine is None:  # espeak-ng missing? fetched in the background, then the entry reloads
+        await async_setup_espeak(hass, entry)
     audio_format = "wav"
     if engine is not None:
         audio_format = await async_audio_format(hass, entry.options.get(CONF_AUDIO_FORMAT))

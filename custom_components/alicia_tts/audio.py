@@ -19,6 +19,7 @@ Pure: imports nothing from Home Assistant. The HTTP view and the URL logic live 
 import asyncio
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Callable
+import contextlib
 import ctypes
 from dataclasses import dataclass, field
 import importlib
@@ -640,7 +641,7 @@ def audio_duration(extension: str, data: bytes) -> float | None:
         mutagen_mp3: Any = importlib.import_module("mutagen.mp3")
         try:
             return float(mutagen_mp3.MP3(io.BytesIO(data)).info.length)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any unreadable MP3 just has no known duration
             return None
     return None
 
@@ -661,3 +662,57 @@ def make_encoder(extension: str, sample_rate: int) -> StreamEncoder:
     if extension == "wav":
         return WavEncoder(sample_rate)
     raise ValueError(f"unsupported audio format {extension!r}")
+
+
+# The first piece of a stream's audio is encoded on its own, so the first encoded bytes reach a
+# speaker without waiting for the encoder to go through a whole first sentence (with its
+# leading silence and chime); seconds of audio.
+FIRST_PIECE_SECONDS: Final = 0.25
+# Sentences made ahead while the previous one is being encoded.
+READ_AHEAD: Final = 2
+
+
+def first_pieces(pcm: bytes, sample_rate: int) -> list[bytes]:
+    """The first audio of a stream split into a short first piece and the rest (16-bit mono)."""
+    cut = int(sample_rate * FIRST_PIECE_SECONDS) * 2
+    if len(pcm) <= cut:
+        return [pcm]
+    return [pcm[:cut], pcm[cut:]]
+
+
+async def read_ahead(
+    source: AsyncGenerator[bytes], depth: int = READ_AHEAD
+) -> AsyncGenerator[bytes]:
+    """``source``'s items, pulled by a task of their own up to ``depth`` items ahead.
+
+    The next sentence is synthesized while the consumer encodes the previous one. Errors of
+    ``source`` reach the consumer in order; a consumer that stops (or is cancelled) stops the
+    task, and ``source`` is always closed.
+    """
+    queue: asyncio.Queue[tuple[bytes | None, Exception | None]] = asyncio.Queue(depth)
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                await queue.put((item, None))
+        except Exception as err:  # noqa: BLE001 - handed to the consumer, in order
+            await queue.put((None, err))
+            return
+        finally:
+            await source.aclose()
+        await queue.put((None, None))
+
+    task = asyncio.get_running_loop().create_task(pump())
+    try:
+        while True:
+            item, error = await queue.get()
+            if error is not None:
+                raise error
+            if item is None:
+                return
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -73,7 +73,7 @@ def _preference(env: str, given: str | None, allowed: Sequence[str]) -> str:
 def _onnxruntime_problem() -> str | None:
     try:
         importlib.import_module("onnxruntime")
-    except Exception as err:  # ImportError, or its shared library failing to load
+    except Exception as err:  # noqa: BLE001 - ImportError, or its shared library failing to load
         return f"onnxruntime cannot be imported: {err}"
     return None
 
@@ -81,7 +81,7 @@ def _onnxruntime_problem() -> str | None:
 def _numpy_problem() -> str | None:
     try:
         importlib.import_module("numpy")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - ImportError, or its shared library failing to load
         return f"numpy cannot be imported: {err}"
     return None
 

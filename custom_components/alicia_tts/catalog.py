@@ -148,18 +148,22 @@ def _file(key: str, files: Mapping[str, Any], name: str) -> CatalogFile:
     raise ValueError(f"no file {name} for {key}")
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is not an object")
+    return value
+
+
 def parse_voice(key: str, raw: Any) -> CatalogVoice:
     """One catalogue entry; ValueError when it is unusable."""
+    if not isinstance(raw, dict) or not _KEY.fullmatch(key) or raw.get("key", key) != key:
+        raise ValueError(f"catalogue entry {key!r} is unusable: bad key")
     try:
-        if not isinstance(raw, dict) or not _KEY.fullmatch(key) or raw.get("key", key) != key:
-            raise ValueError("bad key")
         language = raw.get("language") or {}
         code = language.get("code") or key.split("-", 1)[0]
         english = language.get("name_english") or code
         country = language.get("country_english")
-        files = raw["files"]
-        if not isinstance(files, dict):
-            raise ValueError("files is not an object")
+        files = _object(raw["files"], "files")
         quality = raw.get("quality")
         return CatalogVoice(
             key=key,

@@ -36,10 +36,8 @@ import time
 from typing import Any, Final
 
 from homeassistant.components import tts
-from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_call_later
 
 from .const import DOMAIN
@@ -338,7 +336,7 @@ class EngineChain:
         started = time.monotonic()
         try:
             await self.probe()
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any probe failure keeps the breaker open
             _LOGGER.info("Local Piper probe failed: %s", err)
             self.breaker.opened_at = self.breaker._clock()  # noqa: SLF001 - restart cool-down
             self.errors.append(ChainError(time.time(), LOCAL, f"probe: {err}"))
@@ -432,8 +430,8 @@ async def _fallback_chunks(
                     task.cancel()
 
 
-class NoAudioError(HomeAssistantError):
-    """An engine ended without producing any audio."""
+class NoAudioError(TranslatedError):
+    """An engine ended without producing any audio (the chain reports it translated)."""
 
 
 async def bounded_wait[T](
@@ -496,8 +494,13 @@ async def first_then_rest(
 
 
 async def async_purge_tts_cache(hass: HomeAssistant, entity_id: str) -> None:
-    """Remove HA tts cache entries (memory and files) produced by ``entity_id``."""
-    manager = hass.data.get(DATA_TTS_MANAGER)
+    """Remove HA tts cache entries (memory and files) produced by ``entity_id``.
+
+    HA has no public way to drop one engine's entries: its ``tts.clear_cache`` action empties
+    the cache of every engine. So this reads tts's manager from ``hass.data`` (tts exports the
+    key, not in ``__all__``) and touches only its cache dictionaries, guarded below.
+    """
+    manager = hass.data.get(tts.DATA_TTS_MANAGER)
     if manager is None:
         return
     suffix = f"_{entity_id}".lower()
@@ -518,18 +521,3 @@ async def async_purge_tts_cache(hass: HomeAssistant, entity_id: str) -> None:
 
     await hass.async_add_executor_job(remove_files)
     _LOGGER.debug("Purged %s cached files of %s from HA's tts cache", len(stale), entity_id)
-
-
-def fallback_names(hass: HomeAssistant, fallbacks: list[str]) -> dict[str, str]:
-    """Readable names of the fallback engines (for sensors and diagnostics)."""
-    registry = er.async_get(hass)
-    names: dict[str, str] = {}
-    for entity_id in fallbacks:
-        entry = registry.async_get(entity_id)
-        state = hass.states.get(entity_id)
-        names[entity_id] = (
-            (state.name if state else None)
-            or (entry.name or entry.original_name if entry else None)
-            or entity_id
-        )
-    return names

@@ -1,7 +1,9 @@
 """Config, reconfigure and options flows for Alicia TTS.
 
 Config flow: language -> voice (installed voices first, then downloadable ones with quality and
-size) -> download with live progress (only for a voice that is not installed) -> fallback
+size) -> download with live progress (only for a voice that is not installed) -> espeak-ng
+with live progress (only where no phonemizer can run: fetched from the integration's release,
+``espeak_setup.py``; a failure offers to try again or to go on without it) -> fallback
 engines (the TTS entities already in Home Assistant, local ones first; on a Supervisor install
 also the offer to set up the Piper app) -> entry. When the offer was taken, the entry's
 creation hands over to a second flow of this handler (source ``piper_app``, HA's ``next_flow``):
@@ -53,7 +55,7 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.translation import async_get_translations
 from homeassistant.helpers.typing import UNDEFINED, UndefinedType
 from homeassistant.loader import IntegrationNotFound, async_get_integration
-import voluptuous as vol
+import probatio
 from yarl import URL
 
 from . import app, measurements
@@ -70,6 +72,7 @@ from .catalog import (
     save_catalog,
 )
 from .chain import ENGINE_CHOICES, LOCAL
+from .chime import CHIME, CHIME_AFTER, SPEAKER_CHIME, SPEAKER_CHIME_AFTER
 from .const import (
     CONF_AUDIO_FORMAT,
     CONF_BACKEND,
@@ -83,6 +86,7 @@ from .const import (
     CONF_PIPER_APP_INSTALLED,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
+    CONF_VOLUME_OFFSETS,
     DEFAULT_BREAKER_COOLDOWN,
     DEFAULT_BREAKER_THRESHOLD,
     DEFAULT_FIRST_AUDIO_TIMEOUT,
@@ -93,18 +97,25 @@ from .defaults import ENGINE_DEFAULT_KEYS
 from .device_check import estimate_seconds
 from .download import DownloadError, async_download_voice
 from .engine import OPTION_RANGES
+from .espeak_fetch import FetchError, asset_names
+from .espeak_setup import async_get_fetcher, async_needed
 from .local_stack import espeak_assets
 from .voices import VoiceInfo, discover_voices, read_voice_info
+from .volume_options import VOLUME_DEFAULTS, format_volume_offsets, volume_input
 
 _LOGGER = logging.getLogger(__name__)
 
 # Form sections (their fields are stored flat, under the keys of docs/options.md).
 SECTION_SOURCE: Final = "voice_source"
 SECTION_DEFAULTS: Final = "voice_defaults"
+SECTION_SOUND: Final = "announcement_sound"
+SECTION_VOLUME: Final = "speaker_volume"
 # A flow action, not an option: fetch the catalogue from the voice source now.
 CONF_REFRESH_CATALOG: Final = "refresh_catalog"
 # A flow action, not an option (Supervisor installs): set up the Piper app as a fallback engine.
 CONF_PIPER_APP: Final = "piper_app"
+# A flow action, not an option: download espeak-ng again after a failed attempt.
+CONF_RETRY_ESPEAK: Final = "retry_espeak"
 
 STEP_LANGUAGE: Final = "user"
 STEP_RECONFIGURE: Final = "reconfigure"
@@ -112,6 +123,9 @@ STEP_VOICE: Final = "voice"
 STEP_DOWNLOAD: Final = "download"
 STEP_FINISH: Final = "finish"
 STEP_FALLBACK: Final = "fallback"
+# espeak-ng fetched for a new entry where no phonemizer can run (espeak_setup.py).
+STEP_ESPEAK: Final = "espeak"
+STEP_ESPEAK_FAILED: Final = "espeak_failed"
 # The Piper app's flow: its source (its first step) and its steps.
 SOURCE_PIPER_APP: Final = "piper_app"
 STEP_INSTALL_APP: Final = "install_app"
@@ -225,7 +239,7 @@ def default_language(
                 c,
             ),
         )
-    return "en-US" if "en-US" in codes else sorted(codes)[0]
+    return "en-US" if "en-US" in codes else min(codes)
 
 
 def voice_options(
@@ -333,14 +347,14 @@ def local_piper_available(config_dir: str) -> bool:
     return True
 
 
-def source_schema(url: str) -> vol.Schema:
+def source_schema(url: str) -> probatio.Schema:
     """Fields of the "voice source" section (config, reconfigure and options flows)."""
-    return vol.Schema(
+    return probatio.Schema(
         {
-            vol.Optional(CONF_CATALOG_URL, description={"suggested_value": url}): TextSelector(
+            probatio.Optional(CONF_CATALOG_URL, description={"suggested_value": url}): TextSelector(
                 TextSelectorConfig(type=TextSelectorType.URL)
             ),
-            vol.Optional(CONF_REFRESH_CATALOG, default=False): BooleanSelector(),
+            probatio.Optional(CONF_REFRESH_CATALOG, default=False): BooleanSelector(),
         }
     )
 
@@ -377,6 +391,9 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
         self._info: VoiceInfo | None = None  # the voice of the entry to create
         self._local_available: bool | None = None
         self._use_app = False
+        self._espeak_task: asyncio.Task[FetchError | None] | None = None
+        self._espeak_error: FetchError | None = None
+        self._espeak_parts: tuple[str, ...] = ()
         # The Piper app's flow.
         self._app_task: asyncio.Task[str] | None = None
         self._app_failure: app.AppError | None = None
@@ -467,12 +484,12 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
             codes,
             {v.language for v in installed.values()},
         )
-        schema = vol.Schema(
+        schema = probatio.Schema(
             {
-                vol.Required(CONF_LANGUAGE, default=default): SelectSelector(
+                probatio.Required(CONF_LANGUAGE, default=default): SelectSelector(
                     SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
                 ),
-                vol.Optional(SECTION_SOURCE): section(
+                probatio.Optional(SECTION_SOURCE): section(
                     source_schema(self._catalog_url), {"collapsed": True}
                 ),
             }
@@ -515,9 +532,9 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
             )
         values = [o["value"] for o in options]
         default = self._voice if self._voice in values else values[0]
-        schema = vol.Schema(
+        schema = probatio.Schema(
             {
-                vol.Required(CONF_VOICE, default=default): SelectSelector(
+                probatio.Required(CONF_VOICE, default=default): SelectSelector(
                     SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
                 )
             }
@@ -623,7 +640,65 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
                 entry, unique_id=info.key, title=title, data=data, options=options
             )
         self._info = info
+        self._espeak_parts = await async_needed(self.hass)
+        if self._espeak_parts:
+            return await self.async_step_espeak()
         return await self.async_step_fallback()
+
+    # -- espeak-ng (where no phonemizer can run) ----------------------------------------------
+
+    async def async_step_espeak(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Fetch espeak-ng from the integration's release, showing progress."""
+        if self._espeak_task is None:
+            self._last_progress = 0.0
+            # Not started eagerly: the first answer is always the progress form.
+            self._espeak_task = self.hass.async_create_task(
+                async_get_fetcher(self.hass).async_fetch(self._progress_fraction),
+                f"{DOMAIN} espeak-ng fetch (flow)",
+                eager_start=False,
+            )
+        if not self._espeak_task.done():
+            return self.async_show_progress(
+                step_id=STEP_ESPEAK,
+                progress_action=STEP_ESPEAK,
+                progress_task=self._espeak_task,
+                description_placeholders={"assets": asset_names(self._espeak_parts)},
+            )
+        task, self._espeak_task = self._espeak_task, None
+        self._espeak_error = task.result()
+        if self._espeak_error is not None:
+            return self.async_show_progress_done(next_step_id=STEP_ESPEAK_FAILED)
+        return self.async_show_progress_done(next_step_id=STEP_FALLBACK)
+
+    async def async_step_espeak_failed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """espeak-ng could not be fetched: try again, or go on without it (fallback engines)."""
+        error = self._espeak_error
+        assert error is not None
+        if user_input is not None:
+            if user_input.get(CONF_RETRY_ESPEAK):
+                return await self.async_step_espeak()
+            return await self.async_step_fallback()
+        fetcher = async_get_fetcher(self.hass)
+        return self.async_show_form(
+            step_id=STEP_ESPEAK_FAILED,
+            data_schema=probatio.Schema(
+                {probatio.Optional(CONF_RETRY_ESPEAK, default=False): BooleanSelector()}
+            ),
+            errors={"base": f"espeak_{error.key}"},
+            description_placeholders={
+                "url": await fetcher.async_base_url(),
+                "folder": str(fetcher.folder),
+                **error.placeholders,
+            },
+        )
+
+    def _progress_fraction(self, fraction: float) -> None:
+        """Tell the frontend how far the fetch is (about every percent)."""
+        if fraction - self._last_progress >= 0.01 or fraction >= 1.0:
+            self._last_progress = fraction
+            self.async_update_progress(fraction)
 
     # -- fallback engines --------------------------------------------------------------------
 
@@ -653,12 +728,12 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
     async def _async_fallback_form(
         self, choices: list[EngineChoice], offer_app: bool
     ) -> ConfigFlowResult:
-        fields: dict[vol.Marker, Any] = {}
+        fields: dict[probatio.Marker, Any] = {}
         if choices:
             # Local engines are suggested (text stays in the home); nothing is chosen unasked
             # for clients that do not send the field.
             local = [c.entity_id for c in choices if c.local]
-            field = vol.Optional(CONF_FALLBACK_ENGINES, description={"suggested_value": local})
+            field = probatio.Optional(CONF_FALLBACK_ENGINES, description={"suggested_value": local})
             fields[field] = SelectSelector(
                 SelectSelectorConfig(
                     options=await async_engine_options(self.hass, choices),
@@ -672,10 +747,10 @@ class AliciaConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._local_available = await self.hass.async_add_executor_job(
                     local_piper_available, self.hass.config.config_dir
                 )
-            fields[vol.Optional(CONF_PIPER_APP, default=not self._local_available)] = (
+            fields[probatio.Optional(CONF_PIPER_APP, default=not self._local_available)] = (
                 BooleanSelector()
             )
-        return self.async_show_form(step_id=STEP_FALLBACK, data_schema=vol.Schema(fields))
+        return self.async_show_form(step_id=STEP_FALLBACK, data_schema=probatio.Schema(fields))
 
     async def async_on_create_entry(self, result: ConfigFlowResult) -> ConfigFlowResult:
         """The entry exists: continue with the Piper app's flow if it was asked for."""
@@ -811,20 +886,41 @@ DEFAULT_FIELDS: Final[dict[str, tuple[float, str | None]]] = {
     "gain": (0.05, None),
     "sentence_silence": (0.05, "s"),
     "leading_silence": (0.05, "s"),
+    "trailing_silence": (0.05, "s"),
 }
 
 
-def defaults_schema() -> vol.Schema:
+# Entry options of the announcement sound on speakers (section "Announcement sound"), with the
+# built-in defaults a missing key means (docs/options.md).
+SOUND_DEFAULTS: Final[dict[str, bool]] = {CHIME: SPEAKER_CHIME, CHIME_AFTER: SPEAKER_CHIME_AFTER}
+
+
+def volume_schema() -> probatio.Schema:
+    """Fields of the "speaker volume" section: limits and per-speaker offsets."""
+    limit = NumberSelector(
+        NumberSelectorConfig(min=0, max=100, step=1, mode=NumberSelectorMode.BOX)
+    )
+    return probatio.Schema(
+        {
+            **{probatio.Optional(key): limit for key in VOLUME_DEFAULTS},
+            probatio.Optional(CONF_VOLUME_OFFSETS): TextSelector(
+                TextSelectorConfig(multiline=True)
+            ),
+        }
+    )
+
+
+def defaults_schema() -> probatio.Schema:
     """Fields of the "voice defaults" section: all optional, empty = built-in default."""
-    fields: dict[vol.Marker, Any] = {}
+    fields: dict[probatio.Marker, Any] = {}
     for key in ENGINE_DEFAULT_KEYS:
         low, high = OPTION_RANGES[key]
         step, unit = DEFAULT_FIELDS[key]
         config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
         if unit:
             config["unit_of_measurement"] = unit
-        fields[vol.Optional(key)] = NumberSelector(config)
-    return vol.Schema(fields)
+        fields[probatio.Optional(key)] = NumberSelector(config)
+    return probatio.Schema(fields)
 
 
 class AliciaOptionsFlow(OptionsFlowWithReload):
@@ -840,12 +936,18 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
         """Fallback chain, speakers, engine defaults and voice source."""
         errors: dict[str, str] = {}
         current = self.config_entry.options
-        placeholders = {"error": "", "url": str(current.get(CONF_CATALOG_URL, DEFAULT_CATALOG_URL))}
+        placeholders = {
+            "error": "",
+            "line": "",
+            "url": str(current.get(CONF_CATALOG_URL, DEFAULT_CATALOG_URL)),
+        }
         own = er.async_entries_for_config_entry(er.async_get(self.hass), self.config_entry.entry_id)
         own_ids = [e.entity_id for e in own if e.domain == "tts"]
         if user_input is not None:
             flat = {
-                k: v for k, v in user_input.items() if k not in (SECTION_DEFAULTS, SECTION_SOURCE)
+                k: v
+                for k, v in user_input.items()
+                if k not in (SECTION_DEFAULTS, SECTION_SOURCE, SECTION_SOUND, SECTION_VOLUME)
             }
             base = str(flat.get(CONF_SPEAKER_BASE_URL) or "").strip()
             options = {**current, **flat}
@@ -860,6 +962,15 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
                     options.pop(key, None)
                     if defaults.get(key) is not None:
                         options[key] = float(defaults[key])
+            if (sound := user_input.get(SECTION_SOUND)) is not None:
+                for key, default in SOUND_DEFAULTS.items():
+                    options[key] = bool(sound.get(key, default))
+            if (volume := user_input.get(SECTION_VOLUME)) is not None:
+                values, problem, line = volume_input(volume)
+                options.update(values)
+                if problem is not None:
+                    errors["base"] = problem
+                    placeholders["line"] = line
             if (source := user_input.get(SECTION_SOURCE)) is not None:
                 url, refresh = source_input(source)
                 if url is None:
@@ -879,21 +990,21 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
                         options[CONF_CATALOG_URL] = url
             if not errors:
                 return self.async_create_entry(data=options)
-        schema = vol.Schema(
+        schema = probatio.Schema(
             {
-                vol.Optional(CONF_FALLBACK_ENGINES, default=[]): EntitySelector(
+                probatio.Optional(CONF_FALLBACK_ENGINES, default=[]): EntitySelector(
                     EntitySelectorConfig(
                         domain="tts", multiple=True, reorder=True, exclude_entities=own_ids
                     )
                 ),
-                vol.Required(CONF_ENGINE, default=LOCAL): SelectSelector(
+                probatio.Required(CONF_ENGINE, default=LOCAL): SelectSelector(
                     SelectSelectorConfig(
                         options=list(ENGINE_CHOICES),
                         translation_key=CONF_ENGINE,
                         mode=SelectSelectorMode.LIST,
                     )
                 ),
-                vol.Required(
+                probatio.Required(
                     CONF_FIRST_AUDIO_TIMEOUT, default=DEFAULT_FIRST_AUDIO_TIMEOUT
                 ): NumberSelector(
                     NumberSelectorConfig(
@@ -904,12 +1015,12 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
                         mode=NumberSelectorMode.BOX,
                     )
                 ),
-                vol.Required(
+                probatio.Required(
                     CONF_BREAKER_THRESHOLD, default=DEFAULT_BREAKER_THRESHOLD
                 ): NumberSelector(
                     NumberSelectorConfig(min=1, max=20, step=1, mode=NumberSelectorMode.BOX)
                 ),
-                vol.Required(
+                probatio.Required(
                     CONF_BREAKER_COOLDOWN, default=DEFAULT_BREAKER_COOLDOWN
                 ): NumberSelector(
                     NumberSelectorConfig(
@@ -920,25 +1031,34 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
                         mode=NumberSelectorMode.BOX,
                     )
                 ),
-                vol.Optional(CONF_SPEAKER_BASE_URL): TextSelector(
+                probatio.Optional(CONF_SPEAKER_BASE_URL): TextSelector(
                     TextSelectorConfig(type=TextSelectorType.URL)
                 ),
-                vol.Required(CONF_AUDIO_FORMAT, default="auto"): SelectSelector(
+                probatio.Required(CONF_AUDIO_FORMAT, default="auto"): SelectSelector(
                     SelectSelectorConfig(
                         options=AUDIO_FORMATS,
                         translation_key=CONF_AUDIO_FORMAT,
                         mode=SelectSelectorMode.LIST,
                     )
                 ),
-                vol.Required(CONF_BACKEND, default=AUTO): SelectSelector(
+                probatio.Required(CONF_BACKEND, default=AUTO): SelectSelector(
                     SelectSelectorConfig(
                         options=[AUTO, *BACKENDS],
                         translation_key=CONF_BACKEND,
                         mode=SelectSelectorMode.LIST,
                     )
                 ),
-                vol.Optional(SECTION_DEFAULTS): section(defaults_schema(), {"collapsed": True}),
-                vol.Optional(SECTION_SOURCE): section(
+                probatio.Optional(SECTION_DEFAULTS): section(
+                    defaults_schema(), {"collapsed": True}
+                ),
+                probatio.Optional(SECTION_SOUND): section(
+                    probatio.Schema(
+                        {probatio.Optional(key): BooleanSelector() for key in SOUND_DEFAULTS}
+                    ),
+                    {"collapsed": True},
+                ),
+                probatio.Optional(SECTION_VOLUME): section(volume_schema(), {"collapsed": True}),
+                probatio.Optional(SECTION_SOURCE): section(
                     source_schema(str(current.get(CONF_CATALOG_URL, DEFAULT_CATALOG_URL))),
                     {"collapsed": True},
                 ),
@@ -947,6 +1067,11 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
         suggested: dict[str, Any] = {
             **current,
             SECTION_DEFAULTS: {k: current[k] for k in ENGINE_DEFAULT_KEYS if k in current},
+            SECTION_SOUND: {k: current.get(k, d) for k, d in SOUND_DEFAULTS.items()},
+            SECTION_VOLUME: {
+                **{k: current.get(k, d) for k, d in VOLUME_DEFAULTS.items()},
+                CONF_VOLUME_OFFSETS: format_volume_offsets(current.get(CONF_VOLUME_OFFSETS) or {}),
+            },
         }
         return self.async_show_form(
             step_id="init",

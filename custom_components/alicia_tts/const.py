@@ -37,6 +37,9 @@ CONF_BREAKER_THRESHOLD: Final = "breaker_threshold"
 CONF_BREAKER_COOLDOWN: Final = "breaker_cooldown"
 CONF_BACKEND: Final = "backend"  # inference backend: auto | onnxruntime | numpy
 CONF_CATALOG_URL: Final = "catalog_url"  # voice source: voices.json and the voice files
+CONF_MIN_VOLUME: Final = "min_volume"  # announcement volume clamp (Sonos)
+CONF_MAX_VOLUME: Final = "max_volume"
+CONF_VOLUME_OFFSETS: Final = "volume_offsets"  # media player entity id -> volume offset
 
 DEFAULT_FIRST_AUDIO_TIMEOUT: Final = 8.0
 DEFAULT_BREAKER_THRESHOLD: Final = 3

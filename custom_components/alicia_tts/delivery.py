@@ -11,7 +11,8 @@ Identical requests made while the first one is still being synthesized share its
 """
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+import contextlib
 from dataclasses import asdict
 from datetime import datetime, timedelta
 import hashlib
@@ -38,13 +39,16 @@ from .audio import (
     RangeNotSatisfiableError,
     StreamEncoder,
     audio_duration,
+    first_pieces,
     is_token,
     make_encoder,
     parse_range,
     range_needs_complete_audio,
+    read_ahead,
     release_free_memory,
 )
 from .chain import LOCAL, NoAudioError, bounded_wait, describe_error
+from .chime import Composition, around, job_options
 from .const import DOMAIN, ISSUE_SPEAKER_URL
 from .engine import (
     MAX_MESSAGE_CHARS,
@@ -289,9 +293,14 @@ def async_update_url_issue(hass: HomeAssistant, speaker_url: SpeakerUrl) -> None
 # -- producing audio --------------------------------------------------------------------------
 
 
-def cache_key(source: str, voice: str, options: SynthesisOptions, message: str, ext: str) -> str:
-    """Identity of a piece of audio: engine, voice, options, text and format."""
-    raw = json.dumps([source, voice, asdict(options), message, ext], sort_keys=True)
+def cache_key(
+    source: str, voice: str, options: SynthesisOptions, message: str, ext: str, variant: str = ""
+) -> str:
+    """Identity of a piece of audio: engine, voice, options, text, format (and composition)."""
+    parts: list[object] = [source, voice, asdict(options), message, ext]
+    if variant:  # chime / repeat: the composition's own key
+        parts.append(variant)
+    raw = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -301,6 +310,7 @@ async def async_create_local_audio(
     message: str,
     options: SynthesisOptions,
     extension: str,
+    composition: Composition | None = None,
 ) -> AudioItem:
     """An audio item for ``message`` spoken by the local engine; synthesis runs on.
 
@@ -314,7 +324,9 @@ async def async_create_local_audio(
         raise local_unavailable(data)
     store = async_get_store(hass)
     voice = options.voice or data.voice
-    key = cache_key("local", voice, options, message, extension)
+    key = cache_key(
+        "local", voice, options, message, extension, composition.key if composition else ""
+    )
     if (hit := store.cache_get(key)) is not None:
         return _filled(store.create(extension, owner=entry.entry_id, cache_key=key), hit)
     while (pending := store.pending(key)) is not None:
@@ -330,7 +342,9 @@ async def async_create_local_audio(
         return item
     pending = store.start_pending(key)
     try:
-        job = await engine.async_start(options, data.voice, characters=len(message))
+        job = await engine.async_start(
+            job_options(options, composition), data.voice, characters=len(message)
+        )
         try:
             encoder = await hass.async_add_executor_job(make_encoder, extension, job.sample_rate)
         except BaseException:
@@ -347,7 +361,9 @@ async def async_create_local_audio(
     item = store.create(extension, owner=entry.entry_id, cache_key=key, buffer=pending.buffer)
     item.task = pending.task = entry.async_create_background_task(
         hass,
-        _async_produce(hass, store, item, job, encoder, message, pending),
+        _async_produce(
+            hass, store, item, job, encoder, message, pending, around_speech(composition, options)
+        ),
         name=f"alicia_tts audio {item.token[:6]}",
     )
     pending.admitted.set_result(None)
@@ -373,11 +389,13 @@ async def async_create_audio(
     options: SynthesisOptions,
     extension: str,
     forced: str | None = None,
+    composition: Composition | None = None,
 ) -> AudioItem:
     """An audio item from the first engine of the chain that produces audio in time.
 
-    Local Piper streams in the speakers' format; a fallback engine's audio (HA's tts, usually
-    MP3) is passed through in its own format and cached under its own key. The message is
+    Local Piper streams in the speakers' format, within ``composition`` (chimes, repeats) when
+    given; a fallback engine's audio (HA's tts, usually MP3) is passed through in its own format
+    (without chimes or repeats) and cached under its own key. The message is
     checked (and cleaned) before any engine sees it; bad input and a busy engine never count as
     engine failures.
     """
@@ -397,17 +415,16 @@ async def async_create_audio(
         item: AudioItem | None = None
         try:
             if engine == LOCAL:
-                item = await async_create_local_audio(hass, entry, message, options, extension)
+                item = await async_create_local_audio(
+                    hass, entry, message, options, extension, composition
+                )
                 local = data.engine
                 stalled = local.stalled if local is not None else None
             else:
                 item = await _async_create_fallback_audio(hass, entry, engine, message)
                 stalled = None
             await bounded_wait(item.buffer.wait_size(1), timeout, stalled)
-            if item.buffer.size == 0:
-                if item.buffer.exception is not None:
-                    raise item.buffer.exception
-                raise NoAudioError(item.buffer.error or "no audio")
+            _raise_if_silent(item)
         except InvalidRequestError as err:  # the caller's mistake: not the engine's failure
             _forget(store, item)
             raise engine_error(err) from err
@@ -415,7 +432,7 @@ async def async_create_audio(
             chain.record_busy(engine)
             busy = err
             continue
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - whatever an engine raised: the next one speaks
             shared = item is not None and item.shared
             _forget(store, item)
             if shared:  # the request it followed counts the failure
@@ -430,6 +447,14 @@ async def async_create_audio(
         return item
     chain.record_exhausted()
     raise exhausted_error(data, failures, busy, message, timeout, forced)
+
+
+def _raise_if_silent(item: AudioItem) -> None:
+    """Raise what the engine failed with when its first wait ended with no audio."""
+    if item.buffer.size == 0:
+        if item.buffer.exception is not None:
+            raise item.buffer.exception
+        raise NoAudioError(item.buffer.error or "no audio")
 
 
 def _forget(store: AudioStore, item: AudioItem | None) -> None:
@@ -473,7 +498,7 @@ async def _async_copy(
     try:
         async for chunk in chunks:
             buffer.append(chunk)
-    except Exception as err:  # whatever the engine raised: it failed, and says how
+    except Exception as err:  # noqa: BLE001 - whatever the engine raised: it failed, and says how
         error = describe_error(err, message)
         _LOGGER.warning("Fallback engine %s failed: %s", item.source, error)
         buffer.fail(error, err)
@@ -499,17 +524,27 @@ async def _async_produce(
     encoder: StreamEncoder,
     message: str,
     pending: PendingAudio,
+    wrap: Callable[[AsyncGenerator[bytes], int], AsyncGenerator[bytes]],
 ) -> None:
-    """Synthesize into the item's buffer, encoding each sentence as it comes."""
+    """Synthesize into the item's buffer, encoding each sentence as it comes.
+
+    The next sentence is synthesized while this one is encoded (:func:`read_ahead`), and the
+    first quarter second is encoded on its own (:func:`first_pieces`): the speaker gets its
+    first bytes as soon as the first sentence exists.
+    """
     buffer = item.buffer
     pcm_bytes = 0
     try:
         buffer.append(encoder.start())
-        async for pcm in job.stream(_async_one(message)):
-            pcm_bytes += len(pcm)
-            buffer.append(await hass.async_add_executor_job(encoder.encode, pcm))
+        speech = wrap(job.stream(_async_one(message)), job.sample_rate)
+        async with contextlib.aclosing(read_ahead(speech)) as stream:
+            async for pcm in stream:
+                pieces = first_pieces(pcm, job.sample_rate) if pcm_bytes == 0 else [pcm]
+                pcm_bytes += len(pcm)
+                for piece in pieces:
+                    buffer.append(await hass.async_add_executor_job(encoder.encode, piece))
         buffer.append(await hass.async_add_executor_job(encoder.finish))
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - the failure goes to the waiting speaker
         error = describe_error(err, message)
         if not isinstance(err, InvalidRequestError):
             _LOGGER.warning("Synthesis for a speaker failed: %s", error)
@@ -527,6 +562,13 @@ async def _async_produce(
     buffer.complete()
     if item.cache_key is not None:
         store.cache_put(item.cache_key, buffer.getvalue(), item.duration)
+
+
+def around_speech(
+    composition: Composition | None, options: SynthesisOptions
+) -> Callable[[AsyncGenerator[bytes], int], AsyncGenerator[bytes]]:
+    """The speech stream within ``composition`` (chimes, repeats, lead and tail)."""
+    return lambda speech, rate: around(speech, composition, options, rate)
 
 
 def _release_free_memory() -> bool:

@@ -17,6 +17,7 @@ from .chain import LOCAL
 from .const import CONF_PIPER_APP_INSTALLED
 from .delivery import async_get_store
 from .engine_pool import engine_users
+from .espeak_setup import fetch_diagnostics
 from .measurements import async_get_check
 from .models import AliciaConfigEntry
 
@@ -66,6 +67,7 @@ async def async_get_config_entry_diagnostics(
             "backend": engine.backend if engine else None,
             "backend_preference": engine.backend_preference if engine else None,
             "phonemizer": engine.phonemizer if engine else None,
+            "espeak_fetch": fetch_diagnostics(hass),
             "workers": engine.workers if engine else None,
             "max_requests": engine.max_requests if engine else None,
             "active_requests": engine.active_requests if engine else None,

@@ -5,7 +5,7 @@ What it does:
   loaded voice is shared by every request that uses it;
 - synthesizes sentence by sentence, honouring the engine options of ``docs/options.md``
   (``voice``, ``speaker``, ``speed``, ``noise_scale``, ``noise_w_scale``, ``gain``,
-  ``sentence_silence``, ``leading_silence``);
+  ``sentence_silence``, ``leading_silence``, ``trailing_silence``);
 - bounds the work: ``workers`` threads of its own run the ONNX inference (CPU-bound); at most
   ``max_requests`` requests are in flight, interleaved sentence by sentence (each request hands
   the inference worker one sentence at a time, so a short message's first audio waits for one
@@ -77,6 +77,7 @@ OPTION_RANGES: Final[dict[str, tuple[float, float]]] = {
     "gain": (0.1, 4.0),
     "sentence_silence": (0.0, 2.0),
     "leading_silence": (0.0, 2.0),
+    "trailing_silence": (0.0, 2.0),
 }
 ENGINE_OPTIONS: Final[tuple[str, ...]] = ("voice", "speaker", *OPTION_RANGES)
 
@@ -157,6 +158,7 @@ class SynthesisOptions:
     gain: float = 1.0
     sentence_silence: float = 0.0
     leading_silence: float = 0.0
+    trailing_silence: float = 0.0
 
 
 def parse_options(options: Mapping[str, Any]) -> SynthesisOptions:
@@ -364,28 +366,16 @@ class SentenceBuffer:
         return rest or None
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split a whole message into sentences (same rules as streamed text)."""
-    buffer = SentenceBuffer()
-    sentences = buffer.add(text)
-    if (rest := buffer.flush()) is not None:
-        sentences.append(rest)
-    return sentences
-
-
 def silence(seconds: float, sample_rate: int) -> bytes:
     """PCM silence of the given length."""
     return bytes(round(seconds * sample_rate) * SAMPLE_WIDTH * CHANNELS)
 
 
-def default_workers() -> int:
-    """Inference threads: one, whose inferences use every core (ONNX Runtime's intra-op threads).
-
-    Measured with script/bench: one request at a time is answered about 1.5x faster than with
-    two single-threaded workers (it matches Piper's own ``PiperVoice.load`` set-up), at about the
-    same throughput when requests overlap.
-    """
-    return 1
+# Inference threads: one, whose inferences use every core (ONNX Runtime's intra-op threads).
+# Measured with script/bench: one request at a time is answered about 1.5x faster than with two
+# single-threaded workers (it matches Piper's own ``PiperVoice.load`` set-up), at about the same
+# throughput when requests overlap.
+DEFAULT_WORKERS: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +413,7 @@ class PiperEngine:
         self.espeak_assets = espeak_assets or EspeakAssets()
         self._phonemizer: Phonemizer | None = None
         self.max_loaded_voices = max(1, max_loaded_voices)
-        self.workers = workers or default_workers()
+        self.workers = workers or DEFAULT_WORKERS
         self.threads_per_inference = threads_per_inference or max(
             1, (os.cpu_count() or 1) // self.workers
         )
@@ -791,8 +781,9 @@ class SynthesisJob:
         """Yield PCM sentence by sentence as text arrives.
 
         Leading silence comes first (with the first sentence), ``sentence_silence`` after each
-        sentence. Stops when the consumer closes the generator. The request slot is released
-        when the generator finishes, is closed, or is dropped without ever being started.
+        sentence, ``trailing_silence`` after the last one. Stops when the consumer closes the
+        generator. The request slot is released when the generator finishes, is closed, or is
+        dropped without ever being started.
         """
         agen = self._stream(text_chunks)
         weakref.finalize(agen, self.release)
@@ -824,6 +815,8 @@ class SynthesisJob:
                 async for pcm in self._speak(rest, pause):
                     yield (lead + pcm) if not spoke else pcm
                     spoke = True
+            if spoke and (tail := silence(self.options.trailing_silence, self.sample_rate)):
+                yield tail
             if not spoke and blank:
                 raise InvalidMessageError(
                     "the message is empty", length="0", max=str(engine.max_message_chars)

@@ -11,7 +11,8 @@
 
 The WebAssembly espeak-ng module ships in the release zip (``espeak/espeak-ng.wasm`` in the
 integration's folder, built by the release workflow) or is placed under
-``<config>/alicia_tts/espeak/``; espeak-ng's data lives next to it (or comes with piper-tts).
+``<config>/alicia_tts/espeak/`` (by hand, or fetched there at setup from the integration's
+release: ``espeak_setup.py``); espeak-ng's data lives next to it (or comes with piper-tts).
 """
 
 import importlib.util
@@ -26,6 +27,7 @@ from homeassistant.requirements import RequirementsNotFound, async_process_requi
 
 from .backends import ENV_BACKEND, ENV_PHONEMIZER, NUMPY, EspeakAssets
 from .const import DOMAIN, PIPER_REQUIREMENT
+from .espeak_fetch import DATA_DIR, EMSCRIPTEN_MODULE  # the names the fetch installs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,8 +36,6 @@ WASM_REQUIREMENTS: Final = ("wasmtime==50.0.1", "threadpoolctl==3.8.0")
 
 ESPEAK_DIR: Final = "alicia_tts/espeak"  # below HA's config dir
 WASI_MODULE: Final = "espeak-ng.wasm"  # the project's WASI build
-EMSCRIPTEN_MODULE: Final = "espeak-ng-emscripten.wasm"  # the npm build of the command line
-DATA_DIR: Final = "espeak-ng-data"
 SHIPPED_DIR: Final = Path(__file__).parent / "espeak"
 # Tests, the benchmark and CI point at modules they built or fetched (searched first).
 ENV_ESPEAK_DIR: Final = "ALICIA_TTS_ESPEAK_DIR"

@@ -15,7 +15,7 @@ Every structural problem (truncated data, a length running past its message, a w
 invalid UTF-8, a payload whose size does not match its shape) raises :class:`OnnxFormatError`.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: TID251 - the musl proof's CPython 3.13 imports it
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -557,7 +557,7 @@ class _Parser:
             attributes=attributes,
         )
 
-    def attribute(self, start: int, end: int, depth: int) -> Attribute:
+    def attribute(self, start: int, end: int, depth: int) -> Attribute:  # noqa: C901 - a field table
         w = self.w
         name = ref = ""
         declared = AttributeType.UNDEFINED

@@ -21,11 +21,26 @@ join, temporary group, regroup) is followed by a bounded wait until the topology
 confirms it, before anything acts on it — like Home Assistant's sonos integration does. A
 timeout is a `GroupTimeoutError`; restore is still attempted.
 
-**Queue.** Every speaker has a strictly FIFO announcement queue. `SonosPlayback.reserve` takes a
-place in the queues of all of a request's speakers at once (synchronously, so places follow
-request order; two group requests cannot deadlock, since the earliest request is first in every
-queue it is in) and refuses with `QueueFullError` beyond `MAX_QUEUED` per speaker. The caller
-synthesizes only once its turn has come, so a waiting announcement holds no synthesis slot.
+**Queue.** Every speaker has an announcement queue. `SonosPlayback.reserve` takes a place in the
+queues of all of a request's speakers at once (synchronously, so places follow request order) and
+refuses with `QueueFullError` beyond `MAX_QUEUED` per speaker. Normal announcements keep FIFO
+order; a ``high`` one goes before every waiting normal one (after the playing one and earlier
+high ones). Every queue thus holds: the playing one, the high ones, the normal ones, each part in
+request order, so two requests are in the same order in every queue they share and cannot
+deadlock. The caller synthesizes only once its turn has come, so a waiting announcement holds no
+synthesis slot. `SonosPlayback.stop` ends the playing announcement of speakers at once (restore
+included) and drops their waiting ones (or keeps them); ``interrupt`` stops the playing one for
+a high announcement.
+
+**Volume.** ``volume`` is absolute or relative to the speaker's current volume, plus an optional
+per-speaker offset, then clamped to the entry's ``min_volume``/``max_volume`` (`VolumeSetting`).
+A muted speaker is unmuted for the announcement and muted again afterwards.
+
+**Models and bonded sets.** Models in `NO_AUDIO_CLIP_MODELS` go straight to takeover. A bonded
+set (stereo pair, home theatre with Sub and surrounds) is played through its main speaker (the
+visible one, which Home Assistant shows); it gets a takeover, which plays on all its speakers,
+unless its other members are only channels that follow an audio clip (`CLIP_FOLLOWING_CHANNELS`,
+the Sub) — an audio clip plays on the main speaker only.
 
 soco is synchronous: every soco call runs through ``run_blocking`` (Home Assistant passes its
 executor).
@@ -33,13 +48,15 @@ executor).
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 import logging
 import time
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
+from urllib.parse import urlsplit
+from xml.etree import ElementTree as ET
 
 import aiohttp
 import requests
@@ -72,6 +89,44 @@ CLIP_ENDED: Final = frozenset({"DONE", "DISMISSED", "ERROR", "INTERRUPTED"})
 CLIP_STATUS_EVENT: Final = "audioClipStatus"
 AUDIO_CLIP_NAMESPACE: Final = "audioClip:1"
 SOCO_ERRORS: Final = (SoCoException, requests.exceptions.RequestException, OSError)
+#: Default clamp of announcement volumes (per entry: ``min_volume``, ``max_volume``).
+DEFAULT_MIN_VOLUME: Final = 15
+DEFAULT_MAX_VOLUME: Final = 75
+NORMAL: Final = "normal"
+HIGH: Final = "high"
+PRIORITIES: Final = (NORMAL, HIGH)
+#: Models that cannot play audio clips (S1-only and early S2 hardware), by the model name the
+#: speaker reports (``Sonos Play:1``; compared without "Sonos " and case): straight to takeover.
+NO_AUDIO_CLIP_MODELS: Final = frozenset(
+    {
+        "play:1",
+        "play:3",
+        "connect",
+        "connect:amp",
+        "playbar",
+        "zp80",
+        "zp90",
+        "zp100",
+        "zp120",
+        "bridge",
+    }
+)
+#: Channels of bonded members that play what the main speaker plays, audio clips included.
+CLIP_FOLLOWING_CHANNELS: Final = frozenset({"SW"})
+PLAYED: Final = "played"
+STOPPED: Final = "stopped"
+FAILED: Final = "failed"
+
+
+def model_key(model: str) -> str:
+    """A model name as `NO_AUDIO_CLIP_MODELS` lists it (``Sonos Play:1`` → ``play:1``)."""
+    text = model.strip().lower()
+    return text.removeprefix("sonos").strip()
+
+
+def cannot_overlay(model: str) -> bool:
+    """Whether a model is known to play no audio clips."""
+    return model_key(model) in NO_AUDIO_CLIP_MODELS
 
 
 class PlaybackError(TranslatedError):
@@ -116,7 +171,8 @@ class GroupTimeoutError(PlaybackError):
     translation_key = "group_timeout"
 
 
-PLAYBACK_OPTIONS: Final = ("volume", "mode", "group")
+PLAYBACK_OPTIONS: Final = ("volume", "mode", "group", "priority", "interrupt")
+VOLUME_ALLOWED: Final = "0-100, +N or -N"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,8 +180,43 @@ class PlaybackOptions:
     """Validated playback options (docs/options.md)."""
 
     volume: int | None = None
+    volume_change: int | None = None  # relative ("+10"/"-10")
     mode: str | None = None
     group: bool = False
+    priority: str = NORMAL
+    interrupt: bool = False
+
+    @property
+    def high(self) -> bool:
+        """Whether the announcement goes before waiting normal ones (``interrupt`` implies it)."""
+        return self.priority == HIGH or self.interrupt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSetting:
+    """The announcement volume asked for, and the entry's limits and per-speaker offsets."""
+
+    level: int | None = None
+    change: int | None = None
+    minimum: int = DEFAULT_MIN_VOLUME
+    maximum: int = DEFAULT_MAX_VOLUME
+    offsets: Mapping[str, int] = field(default_factory=dict)  # speaker uid -> offset
+
+    @property
+    def requested(self) -> bool:
+        """Whether the speaker's volume is changed at all."""
+        return self.level is not None or self.change is not None
+
+    def target(self, uid: str, current: int) -> int | None:
+        """The volume for a speaker now at ``current``; None: leave it."""
+        if self.level is not None:
+            wanted = self.level
+        elif self.change is not None:
+            wanted = current + self.change
+        else:
+            return None
+        wanted += self.offsets.get(uid, 0)
+        return max(self.minimum, min(self.maximum, max(0, min(100, wanted))))
 
 
 def _invalid(key: str, value: Any, allowed: str) -> InvalidPlaybackOptionError:
@@ -134,28 +225,48 @@ def _invalid(key: str, value: Any, allowed: str) -> InvalidPlaybackOptionError:
     )
 
 
+def _parse_volume(value: Any) -> tuple[int | None, int | None]:
+    """``35`` (absolute) or ``"+10"``/``"-10"`` (relative): (level, change)."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        raise _invalid("volume", value, VOLUME_ALLOWED)
+    relative = isinstance(value, str) and value.strip()[:1] in ("+", "-")
+    try:
+        number = float(value)
+    except TypeError, ValueError:
+        raise _invalid("volume", value, VOLUME_ALLOWED) from None
+    if not -100 <= number <= 100 or number != int(number) or (number < 0 and not relative):
+        raise _invalid("volume", value, VOLUME_ALLOWED)
+    return (None, int(number)) if relative else (int(number), None)
+
+
+def _parse_bool(options: dict[str, Any], key: str) -> bool:
+    value = options.get(key, False)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        raise _invalid(key, value, "true | false")
+    return value
+
+
 def parse_playback_options(options: dict[str, Any]) -> PlaybackOptions:
-    """Validate ``volume`` (0-100), ``mode`` (overlay/takeover) and ``group`` (bool)."""
-    volume = options.get("volume")
-    if volume is not None:
-        if isinstance(volume, bool):
-            raise _invalid("volume", volume, "0-100")
-        try:
-            number = float(volume)
-        except TypeError, ValueError:
-            raise _invalid("volume", volume, "0-100") from None
-        if not 0 <= number <= 100 or number != int(number):
-            raise _invalid("volume", volume, "0-100")
-        volume = int(number)
+    """Validate ``volume`` (0-100, "+N", "-N"), ``mode``, ``group``, ``priority``, ``interrupt``."""
+    level, change = _parse_volume(options.get("volume"))
     mode = options.get("mode")
     if mode is not None and mode not in MODES:
         raise _invalid("mode", mode, " | ".join(MODES))
-    group = options.get("group", False)
-    if isinstance(group, str) and group.lower() in ("true", "false"):
-        group = group.lower() == "true"
-    if not isinstance(group, bool):
-        raise _invalid("group", group, "true | false")
-    return PlaybackOptions(volume=volume, mode=mode, group=group)
+    priority = options.get("priority") or NORMAL
+    if priority not in PRIORITIES:
+        raise _invalid("priority", priority, " | ".join(PRIORITIES))
+    return PlaybackOptions(
+        volume=level,
+        volume_change=change,
+        mode=mode,
+        group=_parse_bool(options, "group"),
+        priority=priority,
+        interrupt=_parse_bool(options, "interrupt"),
+    )
 
 
 class Announcement(Protocol):
@@ -178,6 +289,7 @@ class Speaker:
     uid: str
     ip: str
     name: str
+    model: str = ""  # as the speaker reports it, e.g. "Play:1"
 
 
 @dataclass(slots=True)
@@ -187,6 +299,15 @@ class SpeakerOutcome:
     speaker: Speaker
     mode: str
     error: PlaybackError | None = None
+    stopped: bool = False
+    volume: int | None = None  # the volume it played at, when known
+
+    @property
+    def status(self) -> str:
+        """``played``, ``stopped`` or ``failed``."""
+        if self.error is not None:
+            return FAILED
+        return STOPPED if self.stopped else PLAYED
 
 
 @dataclass(slots=True)
@@ -198,8 +319,97 @@ class PlaybackResult:
 
     @property
     def played(self) -> list[Speaker]:
-        """Speakers that played the announcement."""
-        return [o.speaker for o in self.outcomes if o.error is None]
+        """Speakers that played the announcement to its end."""
+        return [o.speaker for o in self.outcomes if o.status == PLAYED]
+
+
+class AnnouncementStoppedError(Exception):
+    """The announcement was stopped before its turn came (``SonosPlayback.stop``)."""
+
+
+class _Stopped(Exception):
+    """Internal: the playing announcement was stopped."""
+
+
+async def _or_stop[T](awaitable: Awaitable[T], stop: asyncio.Event) -> T:
+    """Await ``awaitable`` unless ``stop`` is set first (then `_Stopped`)."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+    if task.done() and not task.cancelled():
+        return task.result()
+    raise _Stopped
+
+
+# -- bonded sets -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bond:
+    """A bonded set: a stereo pair or a home theatre, played through its main speaker."""
+
+    main: str  # uid of the visible speaker
+    main_ip: str
+    channels: dict[str, str]  # uid -> channel (LF, RF, SW, LR, RR, ...) of every member
+
+    @property
+    def clips_on_all(self) -> bool:
+        """Whether an audio clip on the main speaker is heard on every member."""
+        return all(c in CLIP_FOLLOWING_CHANNELS for u, c in self.channels.items() if u != self.main)
+
+
+def parse_bonds(zone_group_state: str) -> dict[str, Bond]:
+    """Every bonded member's set (uid → `Bond`), from a ZoneGroupState document.
+
+    A stereo pair lists both speakers as ``ZoneGroupMember`` with a ``ChannelMapSet`` (the
+    second one ``Invisible="1"``); a home theatre lists its Sub and surrounds as ``Satellite``
+    elements of the main speaker, with an ``HTSatChanMapSet``.
+    """
+    # The same document soco (and so HA's sonos integration) parses with ElementTree.
+    root = ET.fromstring(zone_group_state)  # noqa: S314 - a speaker's answer on the LAN
+    visible: dict[str, str] = {}
+    maps: list[str] = []
+    for element in root.iter():
+        if element.tag not in ("ZoneGroupMember", "Satellite"):
+            continue
+        uid = element.get("UUID", "")
+        if element.get("Invisible") != "1":
+            visible[uid] = urlsplit(element.get("Location", "")).hostname or ""
+        maps.extend(m for m in (element.get("ChannelMapSet"), element.get("HTSatChanMapSet")) if m)
+    bonds: dict[str, Bond] = {}
+    for channel_map in maps:
+        channels = {}
+        for part in channel_map.split(";"):
+            uid, _, channel = part.partition(":")
+            channels[uid] = ",".join(dict.fromkeys(channel.split(",")))
+        main = next((u for u in channels if u in visible), None)
+        if main is None or len(channels) < 2:
+            continue
+        bond = Bond(main, visible[main], channels)
+        for uid in channels:
+            bonds.setdefault(uid, bond)
+    return bonds
+
+
+def _read_bonds(ip: str, timeout: float) -> dict[str, Bond]:
+    """The bonded sets a speaker reports (blocking)."""
+    answer = SoCo(ip).zoneGroupTopology.GetZoneGroupState(timeout=timeout)
+    return parse_bonds(str(answer.get("ZoneGroupState") or "<ZoneGroupState/>"))
+
+
+@dataclass(slots=True)
+class _Request:
+    """How one announcement plays."""
+
+    volume: VolumeSetting
+    mode: str | None
+    group: bool
+    stop: asyncio.Event
 
 
 type RunBlocking = Callable[[Callable[[], Any]], Awaitable[Any]]
@@ -239,12 +449,17 @@ class Turn:
     the place up afterwards (also when the wait is cancelled).
     """
 
-    def __init__(self, owner: SonosPlayback, uids: tuple[str, ...]) -> None:
+    def __init__(self, owner: SonosPlayback, uids: tuple[str, ...], *, high: bool = False) -> None:
         """Held by ``owner``'s queues for the speakers ``uids``."""
         self._owner = owner
         self.uids = uids
+        self.high = high
         self._ready = asyncio.Event()
         self.released = False
+        #: Set by `SonosPlayback.stop`: the playing announcement ends at once.
+        self.stop = asyncio.Event()
+        #: Speakers taken out of this (waiting) request by `SonosPlayback.stop`.
+        self.dropped: set[str] = set()
 
     @property
     def ready(self) -> bool:
@@ -252,12 +467,25 @@ class Turn:
         return self._ready.is_set() and not self.released
 
     async def wait(self) -> None:
-        """Wait for the turn; a cancelled wait gives the place up."""
+        """Wait for the turn; a cancelled wait gives the place up.
+
+        `AnnouncementStoppedError` when every speaker was dropped while it waited.
+        """
         try:
             await self._ready.wait()
         except BaseException:
             self.release()
             raise
+        if not self.uids:
+            raise AnnouncementStoppedError
+
+    def _drop(self, uid: str) -> None:
+        """Take a speaker out of this waiting request (its queue already forgot it)."""
+        self.uids = tuple(u for u in self.uids if u != uid)
+        self.dropped.add(uid)
+        if not self.uids:
+            self.released = True
+            self._ready.set()
 
     def release(self) -> None:
         """Give the place up (idempotent): the next request of each queue may go."""
@@ -331,15 +559,18 @@ class _ClipChannel:
                     continue
                 return header, body
 
-    async def wait_ended(self, clip_id: str, deadline: float) -> str | None:
-        """Wait for the clip's end as the speaker reports it; None when no end came in time."""
+    async def wait_ended(self, clip_id: str, deadline: float, stop: asyncio.Event) -> str | None:
+        """Wait for the clip's end as the speaker reports it; None when no end came in time.
+
+        `_Stopped` when ``stop`` is set first.
+        """
         while self.status.get(clip_id) not in CLIP_ENDED:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             try:
                 async with asyncio.timeout(remaining):
-                    header, body = await self._receive()
+                    header, body = await _or_stop(self._receive(), stop)
             except TimeoutError, SonosWebsocketError, aiohttp.ClientError:
                 return None
             if header.get("type") == CLIP_STATUS_EVENT:
@@ -359,6 +590,8 @@ class _Clip:
     channel: _ClipChannel
     clip_id: str
     events: bool  # the speaker reports the clip's status
+    volume: int  # what it plays at
+    muted: bool  # was muted before: muted again afterwards
 
 
 # -- topology ----------------------------------------------------------------------------------
@@ -396,6 +629,7 @@ class _Takeover:
     # Speakers Alicia moved (joined or took out of a group), in that order.
     moved: list[str] = field(default_factory=list)
     leader: str | None = None  # the temporary group's coordinator
+    volumes: dict[str, int] = field(default_factory=dict)  # what each target plays at
 
     @property
     def probe(self) -> SoCo:
@@ -455,10 +689,6 @@ class SonosPlayback:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    def is_busy(self, speaker: Speaker) -> bool:
-        """Whether an announcement is playing or queued on the speaker."""
-        return speaker.uid in self._queues
-
     def queued(self, speaker: Speaker) -> int:
         """Announcements waiting or playing on the speaker."""
         return len(self._queues.get(speaker.uid, ()))
@@ -468,8 +698,14 @@ class SonosPlayback:
         """No announcement is waiting or playing anywhere."""
         return not self._queues
 
-    def reserve(self, speakers: Sequence[Speaker]) -> Turn:
-        """Take a place in the queues of ``speakers`` now; `QueueFullError` when one is full."""
+    def reserve(
+        self, speakers: Sequence[Speaker], *, high: bool = False, interrupt: bool = False
+    ) -> Turn:
+        """Take a place in the queues of ``speakers`` now; `QueueFullError` when one is full.
+
+        ``high`` goes before every waiting normal announcement; ``interrupt`` (implies
+        ``high``) also stops the announcement playing on these speakers.
+        """
         unique = list({s.uid: s for s in speakers}.values())
         for speaker in unique:
             if self.queued(speaker) >= self.max_queued:
@@ -478,11 +714,43 @@ class SonosPlayback:
                     speaker=speaker.name,
                     max=str(self.max_queued),
                 )
-        turn = Turn(self, tuple(s.uid for s in unique))
+        high = high or interrupt
+        turn = Turn(self, tuple(s.uid for s in unique), high=high)
         for uid in turn.uids:
-            self._queues.setdefault(uid, deque()).append(turn)
+            queue = self._queues.setdefault(uid, deque())
+            if not high:
+                queue.append(turn)
+                continue
+            # After the playing one and the earlier high ones: before the first waiting normal.
+            at = next((i for i, t in enumerate(queue) if not t.high and not t.ready), len(queue))
+            queue.insert(at, turn)
+            if interrupt and queue[0].ready:
+                queue[0].stop.set()
         self._wake(turn)
         return turn
+
+    def stop(self, speakers: Sequence[Speaker], *, keep_queued: bool = False) -> int:
+        """End the playing announcement of ``speakers`` at once, drop their waiting ones.
+
+        The playing announcement ends on all of its speakers (and is restored); a waiting one
+        for several speakers loses only these (it is stopped when none is left). With
+        ``keep_queued`` the waiting ones stay. Returns how many announcements were affected.
+        """
+        affected: set[int] = set()
+        for uid in {s.uid for s in speakers}:
+            for turn in list(self._queues.get(uid, ())):
+                if turn.ready:
+                    turn.stop.set()
+                    affected.add(id(turn))
+                elif not keep_queued:
+                    self._queues[uid].remove(turn)
+                    turn._drop(uid)  # noqa: SLF001 - Turn and its queues work together
+                    affected.add(id(turn))
+            if uid in self._queues and not self._queues[uid]:
+                del self._queues[uid]
+        for queue in list(self._queues.values()):
+            self._wake(queue[0])
+        return len(affected)
 
     def _wake(self, turn: Turn) -> None:
         if not turn.released and all(self._queues[uid][0] is turn for uid in turn.uids):
@@ -510,7 +778,7 @@ class SonosPlayback:
         speakers: Sequence[Speaker],
         announcement: Announcement,
         *,
-        volume: int | None = None,
+        volume: int | VolumeSetting | None = None,
         mode: str | None = None,
         group: bool = False,
         turn: Turn | None = None,
@@ -518,40 +786,94 @@ class SonosPlayback:
         """Play an announcement on the speakers; returns when it has ended and all is restored.
 
         Without ``turn`` the announcement queues up now; with one (from `reserve`, its wait
-        over) it plays at once. Raises a PlaybackError when no speaker could play it;
-        per-speaker failures of a partial success are in the result.
+        over) it plays at once. Raises a PlaybackError when no speaker could play it (and none
+        was stopped); per-speaker failures and stops are in the result. An int ``volume`` is
+        used as it is (no limits, no offsets).
         """
         unique = list({s.uid: s for s in speakers}.values())
+        if isinstance(volume, VolumeSetting):
+            setting = volume
+        else:
+            setting = VolumeSetting(level=volume, minimum=0, maximum=100)
         if turn is None:
-            async with self.reserve(unique):
-                return await self._play(unique, announcement, volume, mode, group)
-        if not turn.ready or set(turn.uids) != {s.uid for s in unique}:
+            async with self.reserve(unique) as mine:
+                return await self._play(
+                    unique, announcement, _Request(setting, mode, group, mine.stop)
+                )
+        if not turn.ready or set(turn.uids) | turn.dropped != {s.uid for s in unique}:
             raise RuntimeError("async_play called without its turn")
-        return await self._play(unique, announcement, volume, mode, group)
+        playing = [s for s in unique if s.uid in turn.uids]
+        result = await self._play(playing, announcement, _Request(setting, mode, group, turn.stop))
+        result.outcomes.extend(
+            SpeakerOutcome(s, mode or OVERLAY, stopped=True)
+            for s in unique
+            if s.uid in turn.dropped
+        )
+        return result
 
     async def _play(
-        self,
-        speakers: list[Speaker],
-        announcement: Announcement,
-        volume: int | None,
-        mode: str | None,
-        group: bool,
+        self, speakers: list[Speaker], announcement: Announcement, request: _Request
     ) -> PlaybackResult:
-        if group and len(speakers) > 1:
-            result = await self._takeover(speakers, announcement, volume, sync=True)
-        elif mode == TAKEOVER:
-            result = await self._takeover(speakers, announcement, volume, sync=False)
+        bonds = await self._bonds(speakers)
+        # A bonded member is played through its set's main speaker (Home Assistant shows only
+        # the main one; a stale entity may still name another member).
+        via: dict[str, Speaker] = {}
+        for speaker in speakers:
+            bond = bonds.get(speaker.uid)
+            if bond is not None and bond.main != speaker.uid:
+                _LOGGER.info(
+                    "%s is part of a bonded set: playing through its main speaker", speaker.name
+                )
+                main = Speaker(bond.main, bond.main_ip, speaker.name, speaker.model)
+            else:
+                main = speaker
+            via.setdefault(main.uid, main)
+        players = list(via.values())
+        if request.stop.is_set():
+            result = PlaybackResult(
+                0.0, [SpeakerOutcome(s, request.mode or OVERLAY, stopped=True) for s in players]
+            )
+        elif request.group and len(players) > 1:
+            result = await self._takeover(players, announcement, request, sync=True)
+        elif request.mode == TAKEOVER:
+            result = await self._takeover(players, announcement, request, sync=False)
         else:
-            result = await self._overlay_or_takeover(speakers, announcement, volume)
-        if not result.played:
+            result = await self._overlay_or_takeover(players, announcement, request, bonds)
+        by_main = {o.speaker.uid: o for o in result.outcomes}
+        outcomes = []
+        for speaker in speakers:
+            bond = bonds.get(speaker.uid)
+            main_uid = bond.main if bond is not None and bond.main != speaker.uid else speaker.uid
+            outcomes.append(replace(by_main[main_uid], speaker=speaker))
+        result.outcomes = outcomes
+        if not any(o.status in (PLAYED, STOPPED) for o in result.outcomes):
             raise next(o.error for o in result.outcomes if o.error is not None)
         return result
 
+    async def _bonds(self, speakers: Sequence[Speaker]) -> dict[str, Bond]:
+        """The bonded sets of the household, as the first speaker that answers reports them."""
+        for speaker in speakers:
+            try:
+                bonds: dict[str, Bond] = await self._run(
+                    partial(_read_bonds, speaker.ip, self.clip_timeout)
+                )
+            except (*SOCO_ERRORS, ET.ParseError) as err:
+                _LOGGER.debug("%s: no zone group state (%s)", speaker.name, err)
+            else:
+                return bonds
+        return {}
+
     async def _wait_fetched(
-        self, announcement: Announcement, started: float, speakers: Sequence[Speaker]
+        self,
+        announcement: Announcement,
+        started: float,
+        speakers: Sequence[Speaker],
+        stop: asyncio.Event,
     ) -> float:
         """Wait until a speaker fetched the audio; when that was seen (monotonic)."""
         while not announcement.was_fetched():
+            if stop.is_set():
+                raise _Stopped
             if time.monotonic() - started > self.fetch_timeout:
                 names = ", ".join(s.name for s in speakers)
                 raise NeverFetchedError(
@@ -562,11 +884,11 @@ class SonosPlayback:
             await asyncio.sleep(min(self.poll_interval, 0.05))
         return time.monotonic()
 
-    async def _wait_complete(self, announcement: Announcement) -> float:
+    async def _wait_complete(self, announcement: Announcement, stop: asyncio.Event) -> float:
         """Wait until the audio is complete; its duration."""
         try:
             async with asyncio.timeout(self.synthesis_timeout):
-                return await announcement.async_duration()
+                return await _or_stop(announcement.async_duration(), stop)
         except TimeoutError as err:
             raise PlaybackError(
                 "the announcement was not synthesized in time", error="timeout"
@@ -575,16 +897,33 @@ class SonosPlayback:
     # -- overlay -----------------------------------------------------------------------------
 
     async def _overlay_or_takeover(
-        self, speakers: list[Speaker], announcement: Announcement, volume: int | None
+        self,
+        speakers: list[Speaker],
+        announcement: Announcement,
+        request: _Request,
+        bonds: Mapping[str, Bond],
     ) -> PlaybackResult:
         result = PlaybackResult()
         clips: list[_Clip] = []
         fallback: list[Speaker] = []
+        trying: list[Speaker] = []
+        for speaker in speakers:
+            bond = bonds.get(speaker.uid)
+            if cannot_overlay(speaker.model):
+                _LOGGER.debug("%s (%s) plays no audio clips: takeover", speaker.name, speaker.model)
+                fallback.append(speaker)
+            elif bond is not None and not bond.clips_on_all:
+                _LOGGER.debug(
+                    "%s is a bonded set: takeover plays on all its speakers", speaker.name
+                )
+                fallback.append(speaker)
+            else:
+                trying.append(speaker)
         answers = await asyncio.gather(
-            *(self._start_clip(s, announcement, volume) for s in speakers),
+            *(self._start_clip(s, announcement, request.volume) for s in trying),
             return_exceptions=True,
         )
-        for speaker, answer in zip(speakers, answers, strict=True):
+        for speaker, answer in zip(trying, answers, strict=True):
             if isinstance(answer, _Clip):
                 clips.append(answer)
             elif answer is None:
@@ -592,15 +931,15 @@ class SonosPlayback:
             else:
                 if not isinstance(answer, Exception):
                     for clip in clips:
-                        await clip.channel.close()
+                        await self._end_clip(clip)
                     raise answer
                 err = _classify(answer, speaker, announcement.url)
                 result.outcomes.append(SpeakerOutcome(speaker, OVERLAY, err))
         waits: list[Awaitable[PlaybackResult]] = []
         if clips:
-            waits.append(self._wait_clips(clips, announcement))
+            waits.append(self._wait_clips(clips, announcement, request.stop))
         if fallback:
-            waits.append(self._takeover(fallback, announcement, volume, sync=False))
+            waits.append(self._takeover(fallback, announcement, request, sync=False))
         for part in await asyncio.gather(*waits):
             result.duration = max(result.duration, part.duration)
             result.outcomes.extend(part.outcomes)
@@ -616,7 +955,7 @@ class SonosPlayback:
         return until is not None
 
     async def _start_clip(
-        self, speaker: Speaker, announcement: Announcement, volume: int | None
+        self, speaker: Speaker, announcement: Announcement, volume: VolumeSetting
     ) -> _Clip | None:
         """Start the clip; None when the speaker cannot play clips (use a takeover)."""
         if self._clip_blocked(speaker):
@@ -640,26 +979,33 @@ class SonosPlayback:
             "appId": APP_ID,
             "streamUrl": announcement.url,
         }
-        if volume is not None:
-            options["volume"] = volume
         namespace = {"namespace": AUDIO_CLIP_NAMESPACE, "playerId": speaker.uid}
+        device = SoCo(speaker.ip)
+        muted = False
         try:
+            current, muted = await self._run(lambda: (int(device.volume), bool(device.mute)))
+            level = volume.target(speaker.uid, current)
+            if level is not None:
+                options["volume"] = level
+            if muted:
+                await self._run(partial(setattr, device, "mute", False))
             header, _body = await channel.command({**namespace, "command": "subscribe"}, {})
             events = bool(header.get("success"))
             header, body = await channel.command({**namespace, "command": "loadAudioClip"}, options)
         except (SonosWebsocketError, aiohttp.ClientError, TimeoutError) as err:
-            await channel.close()
+            await self._close_clip(channel, device, muted)
             raise SpeakerUnreachableError(
                 f"{speaker.name} ({speaker.ip}): audio clip failed: {err!r}",
                 speaker=speaker.name,
                 ip=speaker.ip,
             ) from err
         except BaseException:
-            await channel.close()
+            await self._close_clip(channel, device, muted)
             raise
         if header.get("success"):
-            return _Clip(speaker, channel, str(body.get("id", "")), events)
-        await channel.close()
+            used = current if level is None else level
+            return _Clip(speaker, channel, str(body.get("id", "")), events, used, muted)
+        await self._close_clip(channel, device, muted)
         if header.get("type") == "globalError":
             _LOGGER.info("%s cannot play audio clips; using takeover with restore", speaker.name)
             self.no_audio_clip.add(speaker.uid)
@@ -670,32 +1016,75 @@ class SonosPlayback:
             error=f"unexpected audio clip answer {header.get('type')}",
         )
 
-    async def _wait_clips(self, clips: list[_Clip], announcement: Announcement) -> PlaybackResult:
+    async def _close_clip(self, channel: _ClipChannel, device: SoCo, muted: bool) -> None:
+        """Close a clip's websocket; mute the speaker again if it was muted."""
+        await channel.close()
+        if muted:
+            await self._run(partial(setattr, device, "mute", True))
+
+    async def _end_clip(self, clip: _Clip) -> None:
+        await self._close_clip(clip.channel, SoCo(clip.speaker.ip), clip.muted)
+
+    async def _wait_clips(
+        self, clips: list[_Clip], announcement: Announcement, stop: asyncio.Event
+    ) -> PlaybackResult:
         speakers = [c.speaker for c in clips]
+        stopped = False
         try:
             try:
-                fetched = await self._wait_fetched(announcement, time.monotonic(), speakers)
-                duration = await self._wait_complete(announcement)
+                fetched = await self._wait_fetched(announcement, time.monotonic(), speakers, stop)
+                duration = await self._wait_complete(announcement, stop)
             except PlaybackError as err:
                 return PlaybackResult(0.0, [SpeakerOutcome(s, OVERLAY, err) for s in speakers])
-            errors = await asyncio.gather(*(self._clip_end(c, fetched, duration) for c in clips))
+            except _Stopped:
+                stopped, duration = True, 0.0
+                errors: list[PlaybackError | None] = [None] * len(clips)
+            else:
+                errors = list(
+                    await asyncio.gather(
+                        *(self._clip_end(c, fetched, duration, stop) for c in clips)
+                    )
+                )
+            if stop.is_set():
+                stopped = True
+                # A speaker that cannot be told ends the clip itself when it is over.
+                await asyncio.gather(*(self._cancel_clip(c) for c in clips), return_exceptions=True)
         finally:
-            await asyncio.gather(*(c.channel.close() for c in clips), return_exceptions=True)
+            await asyncio.gather(*(self._end_clip(c) for c in clips), return_exceptions=True)
         return PlaybackResult(
             duration,
-            [SpeakerOutcome(c.speaker, OVERLAY, err) for c, err in zip(clips, errors, strict=True)],
+            [
+                SpeakerOutcome(
+                    c.speaker, OVERLAY, err, stopped=stopped and err is None, volume=c.volume
+                )
+                for c, err in zip(clips, errors, strict=True)
+            ],
         )
 
-    async def _clip_end(self, clip: _Clip, fetched: float, duration: float) -> PlaybackError | None:
+    async def _cancel_clip(self, clip: _Clip) -> None:
+        """Dismiss a playing clip (stop): the speaker's music comes back at once."""
+        command = {
+            "namespace": AUDIO_CLIP_NAMESPACE,
+            "playerId": clip.speaker.uid,
+            "command": "cancelAudioClip",
+        }
+        await clip.channel.command(command, {"id": clip.clip_id})
+
+    async def _clip_end(
+        self, clip: _Clip, fetched: float, duration: float, stop: asyncio.Event
+    ) -> PlaybackError | None:
         """Wait until the speaker finished the clip (it restores its music itself)."""
-        if not clip.events:
-            # No status events: it plays from about when it fetched, after starting up.
-            end = fetched + duration * self.realtime + self.clip_start_allowance
-            await asyncio.sleep(max(0.0, end - time.monotonic()))
+        try:
+            if not clip.events:
+                # No status events: it plays from about when it fetched, after starting up.
+                end = fetched + duration * self.realtime + self.clip_start_allowance
+                await _or_stop(asyncio.sleep(max(0.0, end - time.monotonic())), stop)
+                return None
+            status = await clip.channel.wait_ended(
+                clip.clip_id, time.monotonic() + duration + self.end_margin, stop
+            )
+        except _Stopped:
             return None
-        status = await clip.channel.wait_ended(
-            clip.clip_id, time.monotonic() + duration + self.end_margin
-        )
         if status is None:
             _LOGGER.warning("%s reported no end of the announcement in time", clip.speaker.name)
         elif status == "ERROR":
@@ -712,21 +1101,24 @@ class SonosPlayback:
         self,
         speakers: list[Speaker],
         announcement: Announcement,
-        volume: int | None,
+        request: _Request,
         *,
         sync: bool,
     ) -> PlaybackResult:
         state = _Takeover(names={s.uid: s.name for s in speakers})
         result = PlaybackResult()
         failure: PlaybackError | None = None
+        stop = request.stop
         try:
             await self._run(lambda: self._snapshot(state, speakers))
             await self._form_groups(state, sync=sync)
-            await self._run(lambda: self._start(state, announcement, volume))
+            await self._run(lambda: self._start(state, announcement, request.volume))
             started = time.monotonic()
-            await self._wait_fetched(announcement, started, speakers)
-            result.duration = await self._wait_complete(announcement)
-            await self._wait_stopped(state, started + result.duration + self.end_margin)
+            await self._wait_fetched(announcement, started, speakers, stop)
+            result.duration = await self._wait_complete(announcement, stop)
+            await self._wait_stopped(state, started + result.duration + self.end_margin, stop)
+        except _Stopped:
+            pass
         except PlaybackError as err:
             failure = err
         except SOCO_ERRORS as err:
@@ -739,7 +1131,11 @@ class SonosPlayback:
         finally:
             restore_error = await self._restore(state) if state.devices else None
         error = failure or restore_error
-        result.outcomes = [SpeakerOutcome(s, TAKEOVER, error) for s in speakers]
+        stopped = stop.is_set() and error is None
+        result.outcomes = [
+            SpeakerOutcome(s, TAKEOVER, error, stopped=stopped, volume=state.volumes.get(s.uid))
+            for s in speakers
+        ]
         return result
 
     def _snapshot(self, state: _Takeover, speakers: list[Speaker]) -> None:
@@ -820,18 +1216,21 @@ class SonosPlayback:
                 )
             await asyncio.sleep(self.topology_poll)
 
-    def _start(self, state: _Takeover, announcement: Announcement, volume: int | None) -> None:
+    def _start(self, state: _Takeover, announcement: Announcement, volume: VolumeSetting) -> None:
         """Announcement volume, unmute, play (blocking)."""
-        for device in state.devices.values():
-            if volume is not None:
-                device.volume = volume
+        for uid, device in state.devices.items():
+            current = int(state.snapshots[uid].volume or 0)
+            level = volume.target(uid, current)
+            if level is not None:
+                device.volume = level
+            state.volumes[uid] = current if level is None else level
             if device.mute:
                 device.mute = False
         for player in state.players:
             player.play_uri(announcement.url, title=announcement.title)
 
-    async def _wait_stopped(self, state: _Takeover, deadline: float) -> None:
-        """Poll the players until none is playing, at most until ``deadline``."""
+    async def _wait_stopped(self, state: _Takeover, deadline: float, stop: asyncio.Event) -> None:
+        """Poll the players until none is playing, at most until ``deadline`` (or a stop)."""
         while time.monotonic() < deadline:
             states = await self._run(
                 lambda: [
@@ -840,7 +1239,7 @@ class SonosPlayback:
             )
             if not PLAYING_STATES.intersection(states):
                 return
-            await asyncio.sleep(self.poll_interval)
+            await _or_stop(asyncio.sleep(self.poll_interval), stop)
         _LOGGER.warning("Announcement still playing after its duration; restoring anyway")
 
     async def _restore(self, state: _Takeover) -> PlaybackError | None:

@@ -13,8 +13,7 @@ files and retries on failure like any reconfigure.
 from typing import Any, Final
 
 from homeassistant import data_entry_flow
-from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
-from homeassistant.components.repairs.const import FlowType
+from homeassistant.components.repairs import FlowType, RepairsFlow, RepairsFlowResult
 from homeassistant.config_entries import SOURCE_RECONFIGURE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import (
@@ -23,7 +22,7 @@ from homeassistant.helpers.selector import (
     SelectSelectorConfig,
     SelectSelectorMode,
 )
-import voluptuous as vol
+import probatio
 
 from .catalog import format_size
 from .config_flow import DOWNLOAD_MARK, STEP_RECONFIGURE, STEP_VOICE
@@ -79,9 +78,9 @@ class SlowVoiceRepairFlow(RepairsFlow):
                 if result is not None:
                     return result
                 errors["base"] = "switch_failed"
-        schema = vol.Schema(
+        schema = probatio.Schema(
             {
-                vol.Required(CONF_VOICE, default=candidates[0].key): SelectSelector(
+                probatio.Required(CONF_VOICE, default=candidates[0].key): SelectSelector(
                     SelectSelectorConfig(
                         options=[
                             SelectOptionDict(value=c.key, label=candidate_label(c))

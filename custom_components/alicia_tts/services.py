@@ -7,35 +7,52 @@ from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, Supp
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
-import voluptuous as vol
+import probatio
 
 from .chain import ENGINE_CHOICES
+from .chime import AUDIO_OPTIONS, CHIME, CHIME_AFTER, REPEAT, REPEAT_GAP
 from .const import CONF_ENGINE, DOMAIN
 from .defaults import with_engine_defaults
 from .delivery import async_create_audio, async_get_store, audio_url
 from .engine import ENGINE_OPTIONS, OPTION_RANGES, EngineError, parse_options
 from .errors import validate_request
 from .models import AliciaConfigEntry
-from .playback import MODES, PLAYBACK_OPTIONS
-from .speakers import MEDIA_PLAYER_DOMAIN, async_announce, translated_error, validate_players
+from .playback import MODES, PLAYBACK_OPTIONS, PRIORITIES
+from .speakers import (
+    MEDIA_PLAYER_DOMAIN,
+    async_announce,
+    async_stop,
+    translated_error,
+    validate_players,
+)
 
 SERVICE_AUDIO_URL = "audio_url"
 SERVICE_SAY = "say"
+SERVICE_STOP = "stop"
+ATTR_KEEP_QUEUED = "keep_queued"
 ATTR_MESSAGE = "message"
 ATTR_TTS_ENTITY = "tts_entity"
 
-ENGINE_FIELDS: dict[vol.Marker, Any] = {
-    vol.Optional(CONF_ENGINE): vol.In(ENGINE_CHOICES),
-    vol.Optional("voice"): cv.string,
-    vol.Optional("speaker"): cv.string,
-    **{vol.Optional(key): vol.Coerce(float) for key in OPTION_RANGES},
+ENGINE_FIELDS: dict[probatio.Marker, Any] = {
+    probatio.Optional(CONF_ENGINE): probatio.In(ENGINE_CHOICES),
+    probatio.Optional("voice"): cv.string,
+    probatio.Optional("speaker"): cv.string,
+    **{probatio.Optional(key): probatio.Coerce(float) for key in OPTION_RANGES},
 }
 
-AUDIO_URL_SCHEMA = vol.Schema(
+# Chime and repeat (checked, with translated errors, by chime.parse_audio_options).
+AUDIO_FIELDS: dict[probatio.Marker, Any] = {
+    probatio.Optional(CHIME): probatio.Any(cv.boolean, cv.string),
+    probatio.Optional(CHIME_AFTER): probatio.Any(cv.boolean, cv.string),
+    probatio.Optional(REPEAT): probatio.Coerce(float),
+    probatio.Optional(REPEAT_GAP): probatio.Coerce(float),
+}
+
+AUDIO_URL_SCHEMA = probatio.Schema(
     {
-        vol.Optional(ATTR_TTS_ENTITY): cv.entity_id,
-        vol.Required(ATTR_MESSAGE): cv.string,
-        vol.Optional("audio_format"): vol.In(["mp3", "wav"]),
+        probatio.Optional(ATTR_TTS_ENTITY): cv.entity_id,
+        probatio.Required(ATTR_MESSAGE): cv.string,
+        probatio.Optional("audio_format"): probatio.In(["mp3", "wav"]),
         **ENGINE_FIELDS,
     }
 )
@@ -84,15 +101,19 @@ async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
     }
 
 
-SAY_SCHEMA = vol.Schema(
+SAY_SCHEMA = probatio.Schema(
     {
         **cv.ENTITY_SERVICE_FIELDS,
-        vol.Optional(ATTR_TTS_ENTITY): cv.entity_id,
-        vol.Required(ATTR_MESSAGE): cv.string,
-        vol.Optional("volume"): vol.All(vol.Coerce(int), vol.Range(min=0, max=100)),
-        vol.Optional("mode"): vol.In(MODES),
-        vol.Optional("group", default=False): cv.boolean,
-        vol.Optional("wait", default=False): cv.boolean,
+        probatio.Optional(ATTR_TTS_ENTITY): cv.entity_id,
+        probatio.Required(ATTR_MESSAGE): cv.string,
+        # 35, "+10" or "-10": checked (translated errors) by parse_playback_options.
+        probatio.Optional("volume"): probatio.Any(int, float, str),
+        probatio.Optional("mode"): probatio.In(MODES),
+        probatio.Optional("priority"): probatio.In(PRIORITIES),
+        probatio.Optional("interrupt"): cv.boolean,
+        probatio.Optional("group", default=False): cv.boolean,
+        probatio.Optional("wait", default=False): cv.boolean,
+        **AUDIO_FIELDS,
         **ENGINE_FIELDS,
     }
 )
@@ -123,7 +144,7 @@ async def _async_say(call: ServiceCall) -> ServiceResponse:
     options = {
         k: v
         for k, v in call.data.items()
-        if k in (*ENGINE_OPTIONS, *PLAYBACK_OPTIONS, CONF_ENGINE) and v is not None
+        if k in (*ENGINE_OPTIONS, *PLAYBACK_OPTIONS, *AUDIO_OPTIONS, CONF_ENGINE) and v is not None
     }
     response = await async_announce(
         hass,
@@ -139,8 +160,32 @@ async def _async_say(call: ServiceCall) -> ServiceResponse:
     return None
 
 
+STOP_SCHEMA = probatio.Schema(
+    {
+        **cv.ENTITY_SERVICE_FIELDS,
+        probatio.Optional(ATTR_KEEP_QUEUED, default=False): cv.boolean,
+    }
+)
+
+
+async def _async_stop(call: ServiceCall) -> ServiceResponse:
+    """End the announcements on speakers at once (restored); drop or keep the waiting ones."""
+    players = say_targets(call)
+    if not players:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_targets")
+    stopped = await async_stop(call.hass, players, keep_queued=call.data[ATTR_KEEP_QUEUED])
+    return {"stopped": stopped} if call.return_response else None
+
+
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the service actions."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_STOP,
+        _async_stop,
+        schema=STOP_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
     hass.services.async_register(
         DOMAIN,
         SERVICE_SAY,

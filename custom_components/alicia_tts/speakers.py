@@ -12,7 +12,7 @@ queues when it is requested, in request order, and is synthesized only when its 
 an announcement waiting for its turn holds no engine slot.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 import logging
 from typing import Any, Final
@@ -27,7 +27,23 @@ from homeassistant.util.hass_dict import HassKey
 from yarl import URL
 
 from .audio import AudioItem
-from .const import CONF_ENGINE, DOMAIN, ISSUE_NEVER_FETCHED
+from .chime import (
+    AUDIO_OPTIONS,
+    CHIME,
+    CHIME_AFTER,
+    SPEAKER_CHIME,
+    SPEAKER_CHIME_AFTER,
+    Composition,
+)
+from .chime_media import async_composition
+from .const import (
+    CONF_ENGINE,
+    CONF_MAX_VOLUME,
+    CONF_MIN_VOLUME,
+    CONF_VOLUME_OFFSETS,
+    DOMAIN,
+    ISSUE_NEVER_FETCHED,
+)
 from .defaults import with_engine_defaults
 from .delivery import async_create_audio, audio_url
 from .engine import (
@@ -40,6 +56,11 @@ from .engine import (
 from .errors import validate_request
 from .models import AliciaConfigEntry
 from .playback import (
+    DEFAULT_MAX_VOLUME,
+    DEFAULT_MIN_VOLUME,
+    PLAYED,
+    STOPPED,
+    AnnouncementStoppedError,
     InvalidPlaybackOptionError,
     NeverFetchedError,
     PlaybackError,
@@ -48,6 +69,7 @@ from .playback import (
     SonosPlayback,
     Speaker,
     Turn,
+    VolumeSetting,
     parse_playback_options,
 )
 from .typed_errors import TranslatedError
@@ -58,6 +80,8 @@ SONOS_DOMAIN: Final = "sonos"
 MEDIA_PLAYER_DOMAIN: Final = "media_player"
 # Speakers clip the first few hundred milliseconds while they start playing.
 SPEAKER_LEADING_SILENCE: Final = 0.5
+# ... and cut the last syllable when the audio ends right after it.
+SPEAKER_TRAILING_SILENCE: Final = 0.3
 DATA_PLAYBACK: HassKey[SonosPlayback] = HassKey(f"{DOMAIN}_playback")
 ANNOUNCEMENT_TITLE: Final = "Alicia TTS"
 
@@ -130,7 +154,7 @@ def resolve_sonos(hass: HomeAssistant, entity_id: str) -> Speaker | None:
     if uid is None or not host:
         return None
     name = device.name_by_user or device.name or entity_id
-    return Speaker(uid=uid, ip=host, name=name)
+    return Speaker(uid=uid, ip=host, name=name, model=device.model or "")
 
 
 @dataclass(slots=True)
@@ -196,8 +220,29 @@ def ha_options_of(options: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in options.items()
-        if k in ENGINE_OPTIONS or k in HA_FORMAT_OPTIONS or k == CONF_ENGINE
+        if k in ENGINE_OPTIONS or k in HA_FORMAT_OPTIONS or k in AUDIO_OPTIONS or k == CONF_ENGINE
     }
+
+
+def speaker_audio_options(
+    entry_options: Mapping[str, Any], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Chime and repeat for Sonos speakers: the call's, else the entry's, else built-in."""
+    return {
+        CHIME: entry_options.get(CHIME, SPEAKER_CHIME),
+        CHIME_AFTER: entry_options.get(CHIME_AFTER, SPEAKER_CHIME_AFTER),
+        **{k: v for k, v in options.items() if k in (*AUDIO_OPTIONS, "voice") and v is not None},
+    }
+
+
+async def async_check_composition(
+    hass: HomeAssistant, entry: AliciaConfigEntry, options: Mapping[str, Any]
+) -> Composition | None:
+    """The chimes and repeats of a request, fetched now (translated validation errors)."""
+    try:
+        return await async_composition(hass, entry, options)
+    except EngineError as err:
+        raise translated_error(err) from err
 
 
 def never_fetched_issue(hass: HomeAssistant, err: NeverFetchedError, item: AudioItem) -> None:
@@ -227,12 +272,44 @@ def _check(entry: AliciaConfigEntry, message: str, options: dict[str, Any]) -> S
     return parse_options(options)
 
 
-def reserve_turn(hass: HomeAssistant, speakers: dict[str, Speaker]) -> Turn:
-    """A place in the speakers' announcement queues, now (translated error when full)."""
+def reserve_turn(
+    hass: HomeAssistant, speakers: dict[str, Speaker], options: PlaybackOptions | None = None
+) -> Turn:
+    """A place in the speakers' announcement queues, now (translated error when full).
+
+    ``priority: high`` goes before the waiting normal ones; ``interrupt`` also stops the one
+    playing.
+    """
+    options = options or PlaybackOptions()
     try:
-        return async_get_playback(hass).reserve(list(speakers.values()))
+        return async_get_playback(hass).reserve(
+            list(speakers.values()), high=options.high, interrupt=options.interrupt
+        )
     except PlaybackError as err:
         raise translated_error(err) from err
+
+
+def volume_setting(
+    entry_options: Mapping[str, Any], options: PlaybackOptions, speakers: dict[str, Speaker]
+) -> VolumeSetting:
+    """The call's volume with the entry's limits and per-speaker offsets (by speaker uid)."""
+    offsets: Mapping[str, Any] = entry_options.get(CONF_VOLUME_OFFSETS) or {}
+    return VolumeSetting(
+        level=options.volume,
+        change=options.volume_change,
+        minimum=int(entry_options.get(CONF_MIN_VOLUME, DEFAULT_MIN_VOLUME)),
+        maximum=int(entry_options.get(CONF_MAX_VOLUME, DEFAULT_MAX_VOLUME)),
+        offsets={s.uid: int(offsets[e]) for e, s in speakers.items() if e in offsets},
+    )
+
+
+async def async_stop(
+    hass: HomeAssistant, entity_ids: Sequence[str], *, keep_queued: bool = False
+) -> int:
+    """End the announcements of Sonos speakers now (restored); how many were affected."""
+    validate_players(hass, entity_ids)
+    speakers = split_targets(hass, entity_ids).sonos
+    return async_get_playback(hass).stop(list(speakers.values()), keep_queued=keep_queued)
 
 
 async def async_play_on_sonos(
@@ -244,19 +321,48 @@ async def async_play_on_sonos(
     speakers: dict[str, Speaker],
     forced: str | None = None,
     turn: Turn | None = None,
+    composition: Composition | None = None,
 ) -> dict[str, Any]:
     """Wait for the speakers' turn, synthesize, play; a summary when the speech has ended.
 
     Without ``turn`` the announcement queues up now. The audio is synthesized only once it is
-    this announcement's turn: a queued announcement holds no engine slot.
+    this announcement's turn: a queued announcement holds no engine slot. An announcement
+    stopped (`SonosPlayback.stop`) while it waited returns as stopped on every speaker.
     """
+    try:
+        return await _async_play_turn(
+            hass,
+            entry,
+            message,
+            options,
+            playback_options,
+            speakers,
+            forced,
+            turn or reserve_turn(hass, speakers, playback_options),
+            composition,
+        )
+    except AnnouncementStoppedError:
+        return stopped_summary(speakers, playback_options.mode)
+
+
+async def _async_play_turn(
+    hass: HomeAssistant,
+    entry: AliciaConfigEntry,
+    message: str,
+    options: SynthesisOptions,
+    playback_options: PlaybackOptions,
+    speakers: dict[str, Speaker],
+    forced: str | None,
+    turn: Turn,
+    composition: Composition | None,
+) -> dict[str, Any]:
     data = entry.runtime_data
     base = data.speaker_url.url
     assert base is not None  # checked by _check
-    async with turn or reserve_turn(hass, speakers) as ready:
+    async with turn as ready:
         try:
             item = await async_create_audio(
-                hass, entry, message, options, data.audio_format, forced
+                hass, entry, message, options, data.audio_format, forced, composition
             )
         except EngineError as err:
             raise translated_error(err) from err
@@ -265,7 +371,7 @@ async def async_play_on_sonos(
             result = await async_get_playback(hass).async_play(
                 list(speakers.values()),
                 announcement,
-                volume=playback_options.volume,
+                volume=volume_setting(entry.options, playback_options, speakers),
                 mode=playback_options.mode,
                 group=playback_options.group,
                 turn=ready,
@@ -307,16 +413,27 @@ async def async_announce(
     engine_options = engine_options_of(options)
     forced = options.get(CONF_ENGINE)
     synthesis: SynthesisOptions | None = None
+    composition: Composition | None = None
     if targets.sonos:
         speaker_options = with_engine_defaults(
-            entry.options, engine_options, {"leading_silence": SPEAKER_LEADING_SILENCE}
+            entry.options,
+            engine_options,
+            {
+                "leading_silence": SPEAKER_LEADING_SILENCE,
+                "trailing_silence": SPEAKER_TRAILING_SILENCE,
+            },
         )
         if forced is not None:
             speaker_options[CONF_ENGINE] = forced
         synthesis = _check(entry, message, speaker_options)
+        composition = await async_check_composition(
+            hass, entry, speaker_audio_options(entry.options, options)
+        )
     else:
         validate_request(entry.runtime_data, message, options)
-    turn = reserve_turn(hass, targets.sonos) if synthesis is not None else None
+    if targets.others:  # HA's tts path makes the audio; a bad chime is refused here already
+        await async_check_composition(hass, entry, options)
+    turn = reserve_turn(hass, targets.sonos, playback_options) if synthesis is not None else None
     try:
         await _async_announce_others(
             hass, tts_entity_id, message, options, targets, language, cache
@@ -327,16 +444,24 @@ async def async_announce(
         raise
     if synthesis is None:
         return (
-            {"duration": None, "speakers": [], "modes": {}, "errors": {}, "others": targets.others}
+            {
+                "duration": None,
+                "results": others_results(targets.others),
+                "speakers": [],
+                "modes": {},
+                "errors": {},
+                "others": targets.others,
+            }
             if wait
             else None
         )
     assert turn is not None
     play = async_play_on_sonos(
-        hass, entry, message, synthesis, playback_options, targets.sonos, forced, turn
+        hass, entry, message, synthesis, playback_options, targets.sonos, forced, turn, composition
     )
     if wait:
         result = await play
+        result["results"].update(others_results(targets.others))
         result["others"] = targets.others
         return result
 
@@ -383,16 +508,62 @@ async def _async_announce_others(
         )
 
 
+def speaker_result(
+    status: str,
+    mode: str,
+    volume: int | None = None,
+    duration: float | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """What happened on one media player: the same keys for every case (docs/options.md)."""
+    return {
+        "status": status,
+        "mode": mode,
+        "volume": volume,
+        "duration": duration,
+        "reason": reason,
+    }
+
+
+def others_results(others: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Non-Sonos players: Home Assistant's announcement was sent to them."""
+    return {entity_id: speaker_result("sent", "announce") for entity_id in others}
+
+
 def summary(result: PlaybackResult, speakers: dict[str, Speaker]) -> dict[str, Any]:
     """The service response of an announcement (errors as translated texts)."""
     by_uid = {s.uid: e for e, s in speakers.items()}
+    duration = round(result.duration, 2)
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    for o in result.outcomes:
+        entity_id = by_uid[o.speaker.uid]
+        reason = None if o.error is None else str(translated_error(o.error))
+        if reason is not None:
+            errors[entity_id] = reason
+        results[entity_id] = speaker_result(
+            o.status,
+            o.mode,
+            o.volume if o.error is None else None,
+            duration if o.status == PLAYED else None,
+            reason,
+        )
     return {
-        "duration": round(result.duration, 2),
-        "speakers": [by_uid[o.speaker.uid] for o in result.outcomes if o.error is None],
-        "modes": {by_uid[o.speaker.uid]: o.mode for o in result.outcomes},
-        "errors": {
-            by_uid[o.speaker.uid]: str(translated_error(o.error))
-            for o in result.outcomes
-            if o.error is not None
-        },
+        "duration": duration,
+        "results": results,
+        "speakers": [e for e, r in results.items() if r["status"] == PLAYED],
+        "modes": {e: r["mode"] for e, r in results.items()},
+        "errors": errors,
+    }
+
+
+def stopped_summary(speakers: dict[str, Speaker], mode: str | None) -> dict[str, Any]:
+    """The response of an announcement stopped before it played."""
+    results = {e: speaker_result(STOPPED, mode or "overlay") for e in speakers}
+    return {
+        "duration": None,
+        "results": results,
+        "speakers": [],
+        "modes": {e: r["mode"] for e, r in results.items()},
+        "errors": {},
     }

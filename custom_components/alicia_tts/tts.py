@@ -5,20 +5,28 @@ import logging
 import time
 from typing import Any, override
 
-from homeassistant.components.tts import TextToSpeechEntity, TtsAudioType, Voice
-from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
+from homeassistant.components.tts import (
+    TextToSpeechEntity,
+    TTSAudioRequest,
+    TTSAudioResponse,
+    TtsAudioType,
+    Voice,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .audio import wav_header
 from .chain import LOCAL, TextTee, describe_error, first_then_rest
+from .chime import AUDIO_OPTIONS, Composition, around, job_options
+from .chime_media import async_composition
 from .const import CONF_ENGINE, CONF_LANGUAGE, DOMAIN
 from .defaults import engine_defaults
 from .engine import (
     ENGINE_OPTIONS,
     MAX_MESSAGE_CHARS,
     EngineBusyError,
+    EngineError,
     InvalidRequestError,
     parse_options,
 )
@@ -71,7 +79,12 @@ class AliciaTTSEntity(TextToSpeechEntity):
         if self._attr_default_language not in languages:
             languages.append(self._attr_default_language)
         self._attr_supported_languages = languages
-        self._attr_supported_options = [*ENGINE_OPTIONS, *PLAYBACK_OPTIONS, CONF_ENGINE]
+        self._attr_supported_options = [
+            *ENGINE_OPTIONS,
+            *PLAYBACK_OPTIONS,
+            *AUDIO_OPTIONS,
+            CONF_ENGINE,
+        ]
         # The entry's engine defaults (options flow); HA merges them under each call's options.
         self._attr_default_options = {**engine_defaults(entry.options), "voice": data.voice}
 
@@ -151,6 +164,10 @@ class AliciaTTSEntity(TextToSpeechEntity):
         data = self._data
         chain = data.chain
         validate_request(data, None, request.options)
+        try:  # chime and repeat: none unless the call asks (no speaker defaults here)
+            composition = await async_composition(self.hass, self._entry, request.options)
+        except EngineError as err:
+            raise engine_error(err) from err
         forced = request.options.get(CONF_ENGINE)
         limit = data.engine.max_message_chars if data.engine is not None else MAX_MESSAGE_CHARS
         text = TextTee(request.message_gen, limit)
@@ -165,7 +182,8 @@ class AliciaTTSEntity(TextToSpeechEntity):
             started = time.monotonic()
             try:
                 if engine == LOCAL:
-                    extension, chunks = "wav", await self._local_chunks(text, request.options)
+                    chunks = await self._local_chunks(text, request.options, composition)
+                    extension = "wav"
                     stalled = data.engine.stalled if data.engine is not None else None
                 else:
                     extension, chunks = await chain.async_fallback_stream(engine, text.replay())
@@ -177,7 +195,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
                 chain.record_busy(engine)
                 busy = err
                 continue
-            except Exception as err:  # whatever an engine raised: the next one speaks
+            except Exception as err:  # noqa: BLE001 - whatever an engine raised: the next one speaks
                 error = describe_error(err, text.text, timeout)
                 _LOGGER.info("Engine %s failed before any audio: %s", engine, error)
                 chain.record_failure(engine, error, text.characters)
@@ -188,15 +206,18 @@ class AliciaTTSEntity(TextToSpeechEntity):
         chain.record_exhausted()
         raise exhausted_error(data, failures, busy, text.text, timeout, forced)
 
-    async def _local_chunks(self, text: TextTee, options: dict[str, Any]) -> AsyncGenerator[bytes]:
+    async def _local_chunks(
+        self, text: TextTee, options: dict[str, Any], composition: Composition | None = None
+    ) -> AsyncGenerator[bytes]:
         """Local Piper: WAV header together with the first sentence, then each sentence."""
         engine = self._data.engine
         if engine is None:
             raise local_unavailable(self._data)
+        synthesis = parse_options(options)
         job = await engine.async_start(
-            parse_options(options), self._data.voice, characters=text.characters
+            job_options(synthesis, composition), self._data.voice, characters=text.characters
         )
-        pcm_stream = job.stream(text.replay())
+        pcm_stream = around(job.stream(text.replay()), composition, synthesis, job.sample_rate)
 
         async def chunks() -> AsyncGenerator[bytes]:
             header = wav_header(job.sample_rate)

