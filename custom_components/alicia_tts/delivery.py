@@ -528,21 +528,26 @@ async def _async_produce(
 ) -> None:
     """Synthesize into the item's buffer, encoding each sentence as it comes.
 
-    The next sentence is synthesized while this one is encoded (:func:`read_ahead`), and the
-    first quarter second is encoded on its own (:func:`first_pieces`): the speaker gets its
-    first bytes as soon as the first sentence exists.
+    The first sentence is encoded before the next one starts, its first quarter second on its
+    own (:func:`first_pieces`): the speaker gets its first bytes as soon as the first sentence
+    exists. After that the next sentence is synthesized while this one is encoded
+    (:func:`read_ahead`).
     """
     buffer = item.buffer
     pcm_bytes = 0
     try:
         buffer.append(encoder.start())
         speech = wrap(job.stream(_async_one(message)), job.sample_rate)
-        async with contextlib.aclosing(read_ahead(speech)) as stream:
-            async for pcm in stream:
-                pieces = first_pieces(pcm, job.sample_rate) if pcm_bytes == 0 else [pcm]
-                pcm_bytes += len(pcm)
-                for piece in pieces:
+        async with contextlib.aclosing(speech):
+            # The first sentence alone: nothing else competes with its first bytes.
+            if (first := await anext(speech, None)) is not None:
+                pcm_bytes += len(first)
+                for piece in first_pieces(first, job.sample_rate):
                     buffer.append(await hass.async_add_executor_job(encoder.encode, piece))
+                async with contextlib.aclosing(read_ahead(speech)) as rest:
+                    async for pcm in rest:
+                        pcm_bytes += len(pcm)
+                        buffer.append(await hass.async_add_executor_job(encoder.encode, pcm))
         buffer.append(await hass.async_add_executor_job(encoder.finish))
     except Exception as err:  # noqa: BLE001 - the failure goes to the waiting speaker
         error = describe_error(err, message)
