@@ -94,15 +94,15 @@ def test_espeak_data_without_piper(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     """Without piper (musl) espeak-ng's data is looked for only in Alicia's own folders."""
     import sys
 
-    from custom_components.alicia_tts import local_stack
+    from custom_components.alicia_tts import espeak_fetch, local_stack
 
     monkeypatch.setitem(sys.modules, "piper", None)
     monkeypatch.delenv(local_stack.ENV_ESPEAK_DIR, raising=False)
     assert local_stack._piper_data_dir() is None
-    own = tmp_path / local_stack.ESPEAK_DIR / local_stack.DATA_DIR
+    own = tmp_path / local_stack.ESPEAK_DIR / espeak_fetch.DATA_DIR
     own.mkdir(parents=True)
     assert local_stack.espeak_assets(tmp_path).data_dir == own
     forced = tmp_path / "forced"
-    (forced / local_stack.DATA_DIR).mkdir(parents=True)
+    (forced / espeak_fetch.DATA_DIR).mkdir(parents=True)
     monkeypatch.setenv(local_stack.ENV_ESPEAK_DIR, str(forced))
-    assert local_stack.espeak_assets(tmp_path).data_dir == forced / local_stack.DATA_DIR
+    assert local_stack.espeak_assets(tmp_path).data_dir == forced / espeak_fetch.DATA_DIR
