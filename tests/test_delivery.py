@@ -586,7 +586,8 @@ async def test_expired_audio_goes_without_new_requests(
     assert store.cached_bytes > 0
     freezer.tick(DEFAULT_TOKEN_TTL + delivery.CLEANUP_INTERVAL + 1)
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    # The memory is handed back by a background task (in the executor): wait for it too.
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert len(store) == 0
     assert store.held_bytes() == 0
     assert released == [True]
