@@ -18,6 +18,8 @@ from types import ModuleType
 
 from aiohttp import web
 
+from .voice_server import send_file, serve
+
 ROOT = Path(__file__).resolve().parents[1]
 NPM_TARBALL = ROOT / ".cache" / "espeak-npm" / "espeak-ng-1.0.2.tgz"
 VERSION = "0.1.0"
@@ -62,30 +64,11 @@ async def start_release_server(assets: dict[str, bytes]) -> AsyncGenerator[Relea
             data = data[:1000] + bytes([data[1000] ^ 0xFF]) + data[1001:]
         elif rule == "big":
             data += b"\0" * 4096
-        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
-        await response.prepare(request)
-        if rule in ("cut", "stall"):
-            await response.write(data[: len(data) // 2])
-            if rule == "stall":
-                server.stalled.set()
-                await server.release.wait()
-            assert request.transport is not None
-            request.transport.close()
-            return response
-        await response.write(data)
-        await response.write_eof()
-        return response
+        return await send_file(request, data, rule, server.release, server.stalled)
 
-    app = web.Application()
-    app.router.add_get(f"/releases/download/v{VERSION}/{{name}}", handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.base_url = f"http://127.0.0.1:{port}/releases/download/v{VERSION}/"
-    try:
-        yield server
-    finally:
-        server.release.set()
-        await runner.cleanup()
+    async with serve(handle, f"/releases/download/v{VERSION}/{{name}}") as port:
+        server.base_url = f"http://127.0.0.1:{port}/releases/download/v{VERSION}/"
+        try:
+            yield server
+        finally:
+            server.release.set()

@@ -10,7 +10,8 @@ flushed on its own (a real server's chunked transfer); ``model``/``config`` may 
 """
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+import contextlib
 from dataclasses import dataclass, field
 import hashlib
 from pathlib import Path
@@ -120,32 +121,14 @@ async def start_voice_server(
             return web.Response(status=404)
         if rule == "corrupt":
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
-        await response.prepare(request)
-        if rule in ("cut", "stall"):
-            await response.write(data[: len(data) // 2])
-            if rule == "stall":
-                await server.release.wait()
-            assert request.transport is not None
-            request.transport.close()
-            return response
-        await response.write(data)
-        await response.write_eof()
-        return response
+        return await send_file(request, data, rule, server.release)
 
-    app = web.Application()
-    app.router.add_get(f"/{PREFIX}/{{path:.+}}", handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.base_url = f"http://127.0.0.1:{port}/{PREFIX}/"
-    try:
-        yield server
-    finally:
-        server.release.set()
-        await runner.cleanup()
+    async with serve(handle, f"/{PREFIX}/{{path:.+}}") as port:
+        server.base_url = f"http://127.0.0.1:{port}/{PREFIX}/"
+        try:
+            yield server
+        finally:
+            server.release.set()
 
 
 def json_bytes(data: Any) -> bytes:
@@ -153,3 +136,45 @@ def json_bytes(data: Any) -> bytes:
     import json
 
     return json.dumps(data, ensure_ascii=False).encode()
+
+
+async def send_file(
+    request: web.Request,
+    data: bytes,
+    rule: str,
+    release: asyncio.Event,
+    stalled: asyncio.Event | None = None,
+) -> web.StreamResponse:
+    """Send ``data`` whole, or by rule ``cut`` (half, then the connection closes) or ``stall``
+    (half, then wait for ``release``, setting ``stalled`` meanwhile, then close)."""
+    response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+    await response.prepare(request)
+    if rule in ("cut", "stall"):
+        await response.write(data[: len(data) // 2])
+        if rule == "stall":
+            if stalled is not None:
+                stalled.set()
+            await release.wait()
+        assert request.transport is not None
+        request.transport.close()
+        return response
+    await response.write(data)
+    await response.write_eof()
+    return response
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]], route: str
+) -> AsyncGenerator[int]:
+    """Serve GET ``route`` with ``handle`` on 127.0.0.1; yield the port, then stop."""
+    app = web.Application()
+    app.router.add_get(route, handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
