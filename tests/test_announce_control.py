@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 import soco
 
-from custom_components.alicia_tts.playback import (
+from custom_components.alicia_tts.sonos import (
     NO_AUDIO_CLIP_MODELS,
     AnnouncementStoppedError,
     Bond,

@@ -45,7 +45,7 @@ from custom_components.alicia_tts.const import (
     DOMAIN,
 )
 from custom_components.alicia_tts.engine import InvalidOptionError, silence
-from custom_components.alicia_tts.speakers import async_get_playback
+from custom_components.alicia_tts.announce import async_get_playback
 
 from .conftest import JOE
 from .sonos_double import FakeHousehold, FakeSonosSpeaker, decode_audio

@@ -3,12 +3,12 @@
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from custom_components.alicia_tts.engine import EngineBusyError, InvalidOptionError
-from custom_components.alicia_tts.errors import engine_error
+from custom_components.alicia_tts.ha_errors import translated_error
 
 
 def test_caller_mistakes_are_validation_errors() -> None:
     """Invalid requests become ServiceValidationError, the rest HomeAssistantError."""
-    bad = engine_error(InvalidOptionError("x", option="speed", value="9", min="0.25", max="4"))
+    bad = translated_error(InvalidOptionError("x", option="speed", value="9", min="0.25", max="4"))
     assert isinstance(bad, ServiceValidationError)
     assert bad.translation_domain == "alicia_tts"
     assert bad.translation_key == "invalid_option"
@@ -18,7 +18,7 @@ def test_caller_mistakes_are_validation_errors() -> None:
         "min": "0.25",
         "max": "4",
     }
-    busy = engine_error(EngineBusyError("busy", max="8"))
+    busy = translated_error(EngineBusyError("busy", max="8"))
     assert isinstance(busy, HomeAssistantError)
     assert not isinstance(busy, ServiceValidationError)
     assert busy.translation_key == "engine_busy"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from custom_components.alicia_tts.audio import wav_header
-from custom_components.alicia_tts.playback import (
+from custom_components.alicia_tts.sonos import (
     MAX_QUEUED,
     GroupTimeoutError,
     InvalidPlaybackOptionError,

@@ -36,7 +36,7 @@ from custom_components.alicia_tts.const import (
     CONF_VOICE,
     DOMAIN,
 )
-from custom_components.alicia_tts.speakers import async_get_playback
+from custom_components.alicia_tts.announce import async_get_playback
 
 from .audio import parse_wav
 from .conftest import JOE

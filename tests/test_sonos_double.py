@@ -30,8 +30,8 @@ from soco.snapshot import Snapshot
 from sonos_websocket import SonosWebsocket
 from sonos_websocket.exception import SonosWebsocketError
 
-from custom_components.alicia_tts.playback import Speaker
-from custom_components.alicia_tts.speakers import resolve_sonos
+from custom_components.alicia_tts.sonos import Speaker
+from custom_components.alicia_tts.announce import resolve_sonos
 from tests.sonos_double import (
     API_KEY_HEADER,
     PAUSED,

@@ -27,8 +27,8 @@ from custom_components.alicia_tts.const import (
     ISSUE_NEVER_FETCHED,
 )
 from custom_components.alicia_tts.models import SpeakerUrl
-from custom_components.alicia_tts.playback import Speaker
-from custom_components.alicia_tts.speakers import (
+from custom_components.alicia_tts.sonos import Speaker
+from custom_components.alicia_tts.announce import (
     async_get_playback,
     ha_options_of,
     resolve_sonos,

@@ -41,8 +41,14 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 
 from .const import DOMAIN
-from .engine import MAX_MESSAGE_CHARS, InvalidMessageError, clean_message
-from .typed_errors import TranslatedError
+from .engine import (
+    MAX_MESSAGE_CHARS,
+    EngineBusyError,
+    InvalidMessageError,
+    InvalidRequestError,
+    clean_message,
+)
+from .exceptions import TranslatedError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -268,6 +274,46 @@ class EngineChain:
             return [*self.fallbacks, *local]
         return [*local, *self.fallbacks]
 
+    async def async_first_audio[T](
+        self, forced: str | None, attempt: Callable[[str], Awaitable[T]], text: Callable[[], str]
+    ) -> tuple[str, T]:
+        """The engine that spoke and what its ``attempt`` returned: the chain's one loop.
+
+        ``attempt(engine)`` starts that engine and returns once it gave its first audio (it
+        cleans up after itself when it raises); ``text()`` is the message as far as it is known
+        (for the statistics and for errors, which never quote it). Engines are tried in
+        :meth:`order`: bad input (InvalidRequestError) is raised at once, a busy engine is
+        counted as busy, any other failure is counted (unless :class:`AlreadyCountedError`) and
+        the next engine speaks. When none did, ChainExhaustedError says what each one did.
+        """
+        failures: list[tuple[str, Exception]] = []
+        busy: EngineBusyError | None = None
+        timeout = self.first_audio_timeout
+        for engine in self.order(forced):
+            started = time.monotonic()
+            try:
+                result = await attempt(engine)
+            except InvalidRequestError:
+                raise  # the caller's mistake: not the engine's failure, never another engine's
+            except EngineBusyError as err:
+                self.record_busy(engine)
+                busy = err
+                continue
+            except AlreadyCountedError as err:
+                failures.append((engine, err.error))
+                continue
+            except Exception as err:  # noqa: BLE001 - whatever an engine raised: the next one speaks
+                message = text()
+                error = describe_error(err, message, timeout)
+                _LOGGER.info("Engine %s failed before any audio: %s", engine, error)
+                self.record_failure(engine, error, len(message))
+                failures.append((engine, err))
+                continue
+            self.record_success(engine, len(text()), time.monotonic() - started)
+            return engine, result
+        self.record_exhausted()
+        raise ChainExhaustedError(failures, busy, text(), timeout, forced)
+
     # -- outcomes ----------------------------------------------------------------------------
 
     @callback
@@ -428,6 +474,35 @@ async def _fallback_chunks(
                 if not task.done():
                     _LOGGER.debug("Cancelling the synthesis of %s", engine)
                     task.cancel()
+
+
+class AlreadyCountedError(Exception):
+    """An attempt that failed with the identical request it followed: counted there."""
+
+    def __init__(self, error: Exception) -> None:
+        """Carry the error the followed request failed with."""
+        super().__init__(str(error))
+        self.error = error
+
+
+class ChainExhaustedError(Exception):
+    """No engine of the chain spoke; what each one did (translated in ``ha_errors``)."""
+
+    def __init__(
+        self,
+        failures: list[tuple[str, Exception]],
+        busy: EngineBusyError | None,
+        message: str,
+        timeout: float,
+        forced: str | None,
+    ) -> None:
+        """Keep the failures (engine, error), the busy refusal and what they need to be told."""
+        super().__init__(f"no engine spoke ({len(failures)} failed)")
+        self.failures = failures
+        self.busy = busy
+        self.message = message
+        self.timeout = timeout
+        self.forced = forced
 
 
 class NoAudioError(TranslatedError):

@@ -19,7 +19,6 @@ import hashlib
 import ipaddress
 import json
 import logging
-import time
 from typing import Final
 
 from aiohttp import web
@@ -47,7 +46,14 @@ from .audio import (
     read_ahead,
     release_free_memory,
 )
-from .chain import LOCAL, NoAudioError, bounded_wait, describe_error
+from .chain import (
+    LOCAL,
+    AlreadyCountedError,
+    ChainExhaustedError,
+    NoAudioError,
+    bounded_wait,
+    describe_error,
+)
 from .chime import Composition, around, job_options
 from .const import DOMAIN, ISSUE_SPEAKER_URL
 from .engine import (
@@ -58,7 +64,7 @@ from .engine import (
     SynthesisOptions,
     validate_message,
 )
-from .errors import engine_error, exhausted_error, local_unavailable
+from .ha_errors import local_unavailable, speech_error, translated_error
 from .models import AliciaConfigEntry, SpeakerUrl
 
 _LOGGER = logging.getLogger(__name__)
@@ -406,12 +412,10 @@ async def async_create_audio(
     try:
         message = validate_message(message, limit)
     except InvalidRequestError as err:
-        raise engine_error(err) from err
-    failures: list[tuple[str, Exception]] = []
-    busy: EngineBusyError | None = None
+        raise translated_error(err) from err
     timeout = chain.first_audio_timeout
-    for engine in chain.order(forced):
-        started = time.monotonic()
+
+    async def attempt(engine: str) -> AudioItem:
         item: AudioItem | None = None
         try:
             if engine == LOCAL:
@@ -425,28 +429,19 @@ async def async_create_audio(
                 stalled = None
             await bounded_wait(item.buffer.wait_size(1), timeout, stalled)
             _raise_if_silent(item)
-        except InvalidRequestError as err:  # the caller's mistake: not the engine's failure
-            _forget(store, item)
-            raise engine_error(err) from err
-        except EngineBusyError as err:
-            chain.record_busy(engine)
-            busy = err
-            continue
-        except Exception as err:  # noqa: BLE001 - whatever an engine raised: the next one speaks
+        except Exception as err:
             shared = item is not None and item.shared
             _forget(store, item)
-            if shared:  # the request it followed counts the failure
-                failures.append((engine, err))
-                continue
-            error = describe_error(err, message, timeout)
-            _LOGGER.info("Engine %s failed before any audio: %s", engine, error)
-            chain.record_failure(engine, error, len(message))
-            failures.append((engine, err))
-            continue
-        chain.record_success(engine, len(message), time.monotonic() - started)
+            if shared and not isinstance(err, (InvalidRequestError, EngineBusyError)):
+                raise AlreadyCountedError(err) from err  # the request it followed counts it
+            raise
         return item
-    chain.record_exhausted()
-    raise exhausted_error(data, failures, busy, message, timeout, forced)
+
+    try:
+        _engine, item = await chain.async_first_audio(forced, attempt, lambda: message)
+    except (InvalidRequestError, ChainExhaustedError) as err:
+        raise speech_error(data, err) from err
+    return item
 
 
 def _raise_if_silent(item: AudioItem) -> None:

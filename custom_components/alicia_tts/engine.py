@@ -49,8 +49,8 @@ from .backends import (
     open_runner,
     open_session,
 )
+from .exceptions import TranslatedError
 from .phonemes import Phonemizer, phonemes_to_ids
-from .typed_errors import TranslatedError
 from .voice_model import TEXT, VoiceConfig, VoiceConfigError, model_inputs, text_phonemes, to_pcm
 from .voices import VoiceInfo
 
@@ -90,6 +90,8 @@ class EngineError(TranslatedError):
 
 class InvalidRequestError(EngineError):
     """The caller asked for something impossible: nothing was synthesized."""
+
+    caller_error = True
 
 
 class PiperUnavailableError(EngineError):

@@ -9,22 +9,21 @@ from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 import probatio
 
+from .announce import (
+    MEDIA_PLAYER_DOMAIN,
+    async_announce,
+    async_stop,
+    validate_players,
+)
 from .chain import ENGINE_CHOICES
 from .chime import AUDIO_OPTIONS, CHIME, CHIME_AFTER, REPEAT, REPEAT_GAP
 from .const import CONF_ENGINE, DOMAIN
 from .defaults import with_engine_defaults
 from .delivery import async_create_audio, async_get_store, audio_url
 from .engine import ENGINE_OPTIONS, OPTION_RANGES, EngineError, parse_options
-from .errors import validate_request
+from .ha_errors import translated_error, validate_request
 from .models import AliciaConfigEntry
-from .playback import MODES, PLAYBACK_OPTIONS, PRIORITIES
-from .speakers import (
-    MEDIA_PLAYER_DOMAIN,
-    async_announce,
-    async_stop,
-    translated_error,
-    validate_players,
-)
+from .sonos import MODES, PLAYBACK_OPTIONS, PRIORITIES
 
 SERVICE_AUDIO_URL = "audio_url"
 SERVICE_SAY = "say"

@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncGenerator
 import logging
-import time
 from typing import Any, override
 
 from homeassistant.components.tts import (
@@ -16,8 +15,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .announce import HA_FORMAT_OPTIONS, async_announce
 from .audio import wav_header
-from .chain import LOCAL, TextTee, describe_error, first_then_rest
+from .chain import LOCAL, ChainExhaustedError, TextTee, describe_error, first_then_rest
 from .chime import AUDIO_OPTIONS, Composition, around, job_options
 from .chime_media import async_composition
 from .const import CONF_ENGINE, CONF_LANGUAGE, DOMAIN
@@ -25,22 +25,20 @@ from .defaults import engine_defaults
 from .engine import (
     ENGINE_OPTIONS,
     MAX_MESSAGE_CHARS,
-    EngineBusyError,
     EngineError,
     InvalidRequestError,
     parse_options,
 )
 from .entity import device_info
-from .errors import (
-    engine_error,
+from .ha_errors import (
     engine_failed,
-    exhausted_error,
     local_unavailable,
+    speech_error,
+    translated_error,
     validate_request,
 )
 from .models import AliciaConfigEntry
-from .playback import PLAYBACK_OPTIONS
-from .speakers import HA_FORMAT_OPTIONS, async_announce
+from .sonos import PLAYBACK_OPTIONS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -167,44 +165,35 @@ class AliciaTTSEntity(TextToSpeechEntity):
         try:  # chime and repeat: none unless the call asks (no speaker defaults here)
             composition = await async_composition(self.hass, self._entry, request.options)
         except EngineError as err:
-            raise engine_error(err) from err
+            raise translated_error(err) from err
         forced = request.options.get(CONF_ENGINE)
         limit = data.engine.max_message_chars if data.engine is not None else MAX_MESSAGE_CHARS
         text = TextTee(request.message_gen, limit)
         try:
             await text.async_prefetch()
         except InvalidRequestError as err:
-            raise engine_error(err) from err
+            raise translated_error(err) from err
         timeout = chain.first_audio_timeout
-        failures: list[tuple[str, Exception]] = []
-        busy: EngineBusyError | None = None
-        for engine in chain.order(forced):
-            started = time.monotonic()
-            try:
-                if engine == LOCAL:
-                    chunks = await self._local_chunks(text, request.options, composition)
-                    extension = "wav"
-                    stalled = data.engine.stalled if data.engine is not None else None
-                else:
-                    extension, chunks = await chain.async_fallback_stream(engine, text.replay())
-                    stalled = None
-                first, rest = await first_then_rest(chunks, timeout, stalled)
-            except InvalidRequestError as err:
-                raise engine_error(err) from err
-            except EngineBusyError as err:
-                chain.record_busy(engine)
-                busy = err
-                continue
-            except Exception as err:  # noqa: BLE001 - whatever an engine raised: the next one speaks
-                error = describe_error(err, text.text, timeout)
-                _LOGGER.info("Engine %s failed before any audio: %s", engine, error)
-                chain.record_failure(engine, error, text.characters)
-                failures.append((engine, err))
-                continue
-            chain.record_success(engine, 0, time.monotonic() - started)
-            return TTSAudioResponse(extension, self._relay(engine, first, rest, text))
-        chain.record_exhausted()
-        raise exhausted_error(data, failures, busy, text.text, timeout, forced)
+
+        async def attempt(engine: str) -> tuple[str, bytes, AsyncGenerator[bytes]]:
+            if engine == LOCAL:
+                chunks = await self._local_chunks(text, request.options, composition)
+                extension = "wav"
+                stalled = data.engine.stalled if data.engine is not None else None
+            else:
+                extension, chunks = await chain.async_fallback_stream(engine, text.replay())
+                stalled = None
+            return extension, *await first_then_rest(chunks, timeout, stalled)
+
+        try:
+            engine, (extension, first, rest) = await chain.async_first_audio(
+                forced, attempt, lambda: text.text
+            )
+        except (InvalidRequestError, ChainExhaustedError) as err:
+            raise speech_error(data, err) from err
+        # The chain counted the text up to the first audio; the relay counts what streams in after.
+        counted = text.characters
+        return TTSAudioResponse(extension, self._relay(engine, first, rest, text, counted))
 
     async def _local_chunks(
         self, text: TextTee, options: dict[str, Any], composition: Composition | None = None
@@ -231,7 +220,12 @@ class AliciaTTSEntity(TextToSpeechEntity):
         return chunks()
 
     async def _relay(
-        self, engine: str, first: bytes, rest: AsyncGenerator[bytes], text: TextTee
+        self,
+        engine: str,
+        first: bytes,
+        rest: AsyncGenerator[bytes],
+        text: TextTee,
+        counted: int,
     ) -> AsyncGenerator[bytes]:
         """Pass the chosen engine's audio on; a failure now fails the request cleanly."""
         yield first
@@ -239,7 +233,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
             async for chunk in rest:
                 yield chunk
         except InvalidRequestError as err:  # streamed text went over the limit
-            raise engine_error(err) from err
+            raise translated_error(err) from err
         except Exception as err:
             self._data.chain.record_failure(
                 engine, f"after first audio: {describe_error(err, text.text)}"
@@ -249,4 +243,4 @@ class AliciaTTSEntity(TextToSpeechEntity):
             ) from err
         finally:
             await rest.aclose()
-            self._data.chain.add_characters(engine, text.characters)
+            self._data.chain.add_characters(engine, text.characters - counted)

@@ -9,7 +9,7 @@ import re
 from typing import Any, Final
 
 from .const import CONF_MAX_VOLUME, CONF_MIN_VOLUME, CONF_VOLUME_OFFSETS
-from .playback import DEFAULT_MAX_VOLUME, DEFAULT_MIN_VOLUME
+from .sonos import DEFAULT_MAX_VOLUME, DEFAULT_MIN_VOLUME
 
 MAX_OFFSET: Final = 50
 VOLUME_KEYS: Final = (CONF_MIN_VOLUME, CONF_MAX_VOLUME, CONF_VOLUME_OFFSETS)

@@ -9,20 +9,25 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
-from .chain import ENGINE_CHOICES, FALLBACK, LOCAL, describe_error, scrub
+from .chain import (
+    ENGINE_CHOICES,
+    FALLBACK,
+    LOCAL,
+    ChainExhaustedError,
+    describe_error,
+    scrub,
+)
 from .const import CONF_ENGINE, DOMAIN
-from .engine import EngineBusyError, EngineError, InvalidRequestError, check_input
-from .playback import InvalidPlaybackOptionError
-from .typed_errors import TranslatedError
+from .engine import EngineError, InvalidRequestError, check_input
+from .exceptions import TranslatedError
 
 if TYPE_CHECKING:
     from .models import AliciaData
 
 
-def engine_error(err: TranslatedError) -> HomeAssistantError:
+def translated_error(err: TranslatedError) -> HomeAssistantError:
     """Translate an error: the caller's mistakes are validation errors."""
-    invalid = isinstance(err, (InvalidRequestError, InvalidPlaybackOptionError))
-    cls = ServiceValidationError if invalid else HomeAssistantError
+    cls = ServiceValidationError if err.caller_error else HomeAssistantError
     # No plain message: Home Assistant would show it instead of the translated text.
     return cls(
         translation_domain=DOMAIN,
@@ -71,7 +76,7 @@ def engine_failed(
             scrub(str(err), message),
             **{key: scrub(value, message) for key, value in err.placeholders.items()},
         )
-        return engine_error(scrubbed)
+        return translated_error(scrubbed)
     if isinstance(err, TimeoutError):
         return HomeAssistantError(
             translation_domain=DOMAIN,
@@ -115,7 +120,7 @@ def validate_request(data: AliciaData, message: str | None, options: dict[str, A
         else:
             cleaned, _ = check_input(message, options, voices, data.voice)
     except EngineError as err:
-        raise engine_error(err) from err
+        raise translated_error(err) from err
     if engine is None and (not data.chain.fallbacks or choice == LOCAL):
         raise local_unavailable(data)
     if choice == FALLBACK and not data.chain.fallbacks:
@@ -123,27 +128,27 @@ def validate_request(data: AliciaData, message: str | None, options: dict[str, A
     return cleaned
 
 
-def exhausted_error(
-    data: AliciaData,
-    failures: list[tuple[str, Exception]],
-    busy: EngineBusyError | None,
-    message: str,
-    timeout: float,
-    forced: str | None = None,
+def speech_error(
+    data: AliciaData, err: InvalidRequestError | ChainExhaustedError
 ) -> HomeAssistantError:
-    """No engine of the chain spoke: the error that says what happened, translated.
+    """What the chain's loop raised, translated: the caller's mistake, or why nobody spoke.
 
     A busy local engine alone gives the "busy" error; one failing engine its own error
     (timeout, exception, the engine's message); several, each one's in one message.
     """
-    if not failures:
-        if busy is not None:
-            return engine_error(busy)
-        return no_fallback_engine() if forced == FALLBACK else local_unavailable(data)
-    if len(failures) == 1 and busy is None:
-        engine, err = failures[0]
-        return engine_failed(engine, err, message, timeout)
-    parts = [f"{engine_name(e)}: {describe_error(err, message, timeout)}" for e, err in failures]
-    if busy is not None:
-        parts.append(f"{engine_name(LOCAL)}: busy ({busy})")
+    if isinstance(err, InvalidRequestError):
+        return translated_error(err)
+    if not err.failures:
+        if err.busy is not None:
+            return translated_error(err.busy)
+        return no_fallback_engine() if err.forced == FALLBACK else local_unavailable(data)
+    if len(err.failures) == 1 and err.busy is None:
+        engine, failure = err.failures[0]
+        return engine_failed(engine, failure, err.message, err.timeout)
+    parts = [
+        f"{engine_name(engine)}: {describe_error(failure, err.message, err.timeout)}"
+        for engine, failure in err.failures
+    ]
+    if err.busy is not None:
+        parts.append(f"{engine_name(LOCAL)}: busy ({err.busy})")
     return all_engines_failed("; ".join(parts))

@@ -49,19 +49,17 @@ from .delivery import async_create_audio, audio_url
 from .engine import (
     ENGINE_OPTIONS,
     EngineError,
-    InvalidRequestError,
     SynthesisOptions,
     parse_options,
 )
-from .errors import validate_request
+from .ha_errors import translated_error, validate_request
 from .models import AliciaConfigEntry
-from .playback import (
+from .sonos import (
     DEFAULT_MAX_VOLUME,
     DEFAULT_MIN_VOLUME,
     PLAYED,
     STOPPED,
     AnnouncementStoppedError,
-    InvalidPlaybackOptionError,
     NeverFetchedError,
     PlaybackError,
     PlaybackOptions,
@@ -72,7 +70,6 @@ from .playback import (
     VolumeSetting,
     parse_playback_options,
 )
-from .typed_errors import TranslatedError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,21 +94,6 @@ def async_get_playback(hass: HomeAssistant) -> SonosPlayback:
             async_get_clientsession(hass, verify_ssl=False), run_blocking=run_blocking
         )
     return playback
-
-
-def translated_error(err: TranslatedError) -> HomeAssistantError:
-    """A pure core's error as users see it: the translated text only.
-
-    Home Assistant shows a plain message in preference to the translation, so none is passed.
-    The caller's mistakes are validation errors.
-    """
-    invalid = isinstance(err, (InvalidRequestError, InvalidPlaybackOptionError))
-    cls = ServiceValidationError if invalid else HomeAssistantError
-    return cls(
-        translation_domain=DOMAIN,
-        translation_key=err.translation_key,
-        translation_placeholders=dict(err.placeholders),
-    )
 
 
 def validate_players(hass: HomeAssistant, entity_ids: Iterable[str]) -> None:

@@ -66,7 +66,7 @@ from soco.snapshot import Snapshot
 from sonos_websocket import SonosWebsocket
 from sonos_websocket.exception import SonosWebsocketError
 
-from .typed_errors import TranslatedError
+from .exceptions import TranslatedError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ class InvalidPlaybackOptionError(PlaybackError):
     """A playback option has a wrong type or value."""
 
     translation_key = "invalid_playback_option"
+    caller_error = True
 
 
 class QueueFullError(PlaybackError):
