@@ -457,7 +457,7 @@ class EngineOnly:
 
     async def run(self, message: str) -> Sample:
         """Synthesize through a SynthesisJob; time to the first PCM and to the last."""
-        from custom_components.alicia_tts.engine import SynthesisOptions
+        from custom_components.alicia_tts.options import SynthesisOptions
 
         start = time.perf_counter()
         job = await self.engine.async_start(SynthesisOptions(), self.key)

@@ -5,7 +5,7 @@ Everything runs on loopback (127.0.0.0/8):
 1. a throwaway Home Assistant config in ``out/demo-config``: only the ``lo`` network adapter is
    enabled (``.storage/core.network``), HA's core ``sonos`` integration gets the speakers as
    manual hosts, the frontend is on;
-2. two simulated Sonos speakers (``tests/sonos_double.py``, in this process) on 127.0.0.N:1400
+2. two simulated Sonos speakers (``tests/sonos_double/``, in this process) on 127.0.0.N:1400
    and :1443: the Kitchen plays a radio station, the Living Room has a paused queue;
 3. ``hass`` on http://127.0.0.1:8123 (another free port when taken), onboarded with the user
    ``demo``; Alicia TTS added through the config-flow API with the packaged voice, its speaker

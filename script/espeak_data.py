@@ -28,6 +28,10 @@ import tarfile
 import tempfile
 import zipfile
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from custom_components.alicia_tts.espeak_fetch import digest_of
+
 ROOT = Path(__file__).resolve().parent.parent
 WHEEL_CACHE = ROOT / ".cache" / "wheels"
 
@@ -130,11 +134,8 @@ def wheel_data() -> list[tuple[str, bytes]]:
 
 
 def tree_digest(files: list[tuple[str, bytes]]) -> str:
-    """sha256 over ``<path>\\0<file sha256>\\n`` per file, sorted by path."""
-    digest = hashlib.sha256()
-    for path, data in sorted(files):
-        digest.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-    return digest.hexdigest()
+    """The tree digest the integration checks (``espeak_fetch.digest_of``) of ``files``."""
+    return digest_of([(path, hashlib.sha256(data).hexdigest()) for path, data in files])
 
 
 def make_tar(out: Path) -> str:

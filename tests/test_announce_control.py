@@ -9,13 +9,13 @@ import aiohttp
 import pytest
 import soco
 
+from custom_components.alicia_tts.exceptions import InvalidPlaybackOptionError
+from custom_components.alicia_tts.options import PlaybackOptions, parse_playback
 from custom_components.alicia_tts.sonos import (
     NO_AUDIO_CLIP_MODELS,
     AnnouncementStoppedError,
     Bond,
-    InvalidPlaybackOptionError,
     PlaybackError,
-    PlaybackOptions,
     SonosPlayback,
     Speaker,
     SpeakerUnreachableError,
@@ -23,11 +23,10 @@ from custom_components.alicia_tts.sonos import (
     cannot_overlay,
     model_key,
     parse_bonds,
-    parse_playback_options,
 )
 
 from .sonos_double import FakeHousehold, FakeSonosSpeaker, UPnPError
-from .test_playback import AudioServer, state_of
+from .test_sonos import AudioServer, state_of
 
 ROOMS = ("Living Room", "Right", "Sub", "Kitchen", "Rear Left", "Rear Right")
 
@@ -66,16 +65,16 @@ def speaker_of(fake: FakeSonosSpeaker, model: str = "") -> Speaker:
 
 
 def test_parse_volume_priority_interrupt() -> None:
-    assert parse_playback_options({"volume": "+10"}) == PlaybackOptions(volume_change=10)
-    assert parse_playback_options({"volume": " -5"}) == PlaybackOptions(volume_change=-5)
-    assert parse_playback_options({"volume": "35"}) == PlaybackOptions(volume=35)
-    options = parse_playback_options({"priority": "high"})
+    assert parse_playback({"volume": "+10"}) == PlaybackOptions(volume_change=10)
+    assert parse_playback({"volume": " -5"}) == PlaybackOptions(volume_change=-5)
+    assert parse_playback({"volume": "35"}) == PlaybackOptions(volume=35)
+    options = parse_playback({"priority": "high"})
     assert options.high
     assert not options.interrupt
-    options = parse_playback_options({"interrupt": "true"})
+    options = parse_playback({"interrupt": "true"})
     assert options.high  # interrupt implies high
     assert options.priority == "normal"
-    assert not parse_playback_options({}).high
+    assert not parse_playback({}).high
 
 
 @pytest.mark.parametrize(
@@ -91,7 +90,7 @@ def test_parse_volume_priority_interrupt() -> None:
 )
 def test_parse_rejects(key: str, value: Any) -> None:
     with pytest.raises(InvalidPlaybackOptionError) as err:
-        parse_playback_options({key: value})
+        parse_playback({key: value})
     assert err.value.placeholders["option"] == key
     assert err.value.placeholders["value"] == str(value)
 

@@ -8,24 +8,26 @@ import subprocess
 import numpy as np
 import pytest
 
-from custom_components.alicia_tts.audio import (
+from custom_components.alicia_tts.encoders import (
+    Mp3Encoder,
+    WavEncoder,
+    first_pieces,
+    make_encoder,
+    mp3_available,
+    read_ahead,
+    wav_header,
+)
+from custom_components.alicia_tts.store import (
     MAX_FETCH_RECORDS,
     AudioBuffer,
     AudioItem,
     AudioStore,
     FetchRecord,
-    Mp3Encoder,
     RangeNotSatisfiableError,
-    WavEncoder,
-    first_pieces,
     is_token,
-    make_encoder,
-    mp3_available,
     new_token,
     parse_range,
     range_needs_complete_audio,
-    read_ahead,
-    wav_header,
 )
 
 from .audio import parse_wav

@@ -33,8 +33,9 @@ from custom_components.alicia_tts.const import (
     ISSUE_FALLBACK_MISSING,
     ISSUE_PIPER_UNAVAILABLE,
 )
-from custom_components.alicia_tts.delivery import async_create_audio
-from custom_components.alicia_tts.engine import PiperEngine, SynthesisJob, SynthesisOptions
+from custom_components.alicia_tts.engine import PiperEngine, SynthesisJob
+from custom_components.alicia_tts.options import SynthesisOptions
+from custom_components.alicia_tts.production import async_create_audio
 
 from .audio import parse_wav
 from .conftest import JOE, entity_state
@@ -368,7 +369,9 @@ async def test_speaker_audio_from_fallback(
     await local.buffer.wait_done()
     assert local.source == "local"
     assert local.cache_key != item.cache_key
-    again = await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "fallback")
+    again = await async_create_audio(
+        hass, entry, MESSAGE, SynthesisOptions(), "mp3", forced="fallback"
+    )
     assert again.buffer.done  # the fallback's own cache entry
     assert again.buffer.getvalue() == MP3
 
@@ -442,7 +445,7 @@ async def test_speaker_path_all_fail(
         await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3")
     assert err.value.translation_key == "all_engines_failed"
     with pytest.raises(HomeAssistantError) as err:
-        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "local")
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", forced="local")
     assert err.value.translation_key != "all_engines_failed"
 
 
@@ -654,7 +657,7 @@ async def test_only_engine_timing_out_says_so(hass: HomeAssistant, engines: dict
         },
     )
     with pytest.raises(HomeAssistantError) as err:
-        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "fallback")
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", forced="fallback")
     assert err.value.translation_key == "engine_timeout"
     assert err.value.translation_placeholders == {"engine": "tts.slow", "timeout": "0.3"}
     entity = alicia_entity(hass)
@@ -672,7 +675,7 @@ async def test_fallback_raising_a_plain_exception_is_named(
         hass, **{CONF_FALLBACK_ENGINES: ["tts.failing"], CONF_ENGINE: "fallback"}
     )
     with pytest.raises(HomeAssistantError) as err:
-        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", "fallback")
+        await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "mp3", forced="fallback")
     assert err.value.translation_key == "engine_failed"
     placeholders = err.value.translation_placeholders or {}
     assert placeholders["engine"] == "tts.failing"
@@ -723,7 +726,7 @@ async def test_errors_never_carry_the_message(
     raised: list[HomeAssistantError] = []
     for forced in (None, "fallback"):
         with pytest.raises(HomeAssistantError) as err:
-            await async_create_audio(hass, entry, secret, SynthesisOptions(), "mp3", forced)
+            await async_create_audio(hass, entry, secret, SynthesisOptions(), "mp3", forced=forced)
         raised.append(err.value)
         entity = alicia_entity(hass)
         options = {} if forced is None else {"engine": forced}

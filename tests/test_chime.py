@@ -23,18 +23,13 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
 from custom_components.alicia_tts import chime, chime_media
+from custom_components.alicia_tts.announce import async_get_playback
 from custom_components.alicia_tts.chime import (
-    BUILTIN,
-    AudioOptions,
-    ChimeSpec,
     ChimeUnavailableError,
     Composition,
-    InvalidChimeError,
     async_decode,
     builtin_chime,
     compose,
-    parse_audio_options,
-    parse_chime,
     resample,
 )
 from custom_components.alicia_tts.config_flow import SECTION_SOUND
@@ -44,12 +39,19 @@ from custom_components.alicia_tts.const import (
     CONF_VOICE,
     DOMAIN,
 )
-from custom_components.alicia_tts.engine import InvalidOptionError, silence
-from custom_components.alicia_tts.announce import async_get_playback
+from custom_components.alicia_tts.engine import silence
+from custom_components.alicia_tts.exceptions import InvalidChimeError, InvalidOptionError
+from custom_components.alicia_tts.options import (
+    BUILTIN,
+    AudioOptions,
+    ChimeSpec,
+    parse_audio,
+    parse_chime,
+)
 
 from .conftest import JOE
 from .sonos_double import FakeHousehold, FakeSonosSpeaker, decode_audio
-from .test_speakers import _idle, register_sonos
+from .test_announce import _idle, register_sonos
 
 type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 TTS_ENTITY = "tts.alicia_tts_joe_en_us_medium"
@@ -151,12 +153,12 @@ def test_parse_chime_values() -> None:
 
 def test_parse_audio_options_ranges() -> None:
     """repeat is a whole number 1-5, repeat_gap 0-10 s; defaults are plain."""
-    assert parse_audio_options({}) == AudioOptions()
-    assert parse_audio_options({}).plain
-    parsed = parse_audio_options({"repeat": "3", "repeat_gap": 2.5, "chime_after": True})
+    assert parse_audio({}) == AudioOptions()
+    assert parse_audio({}).plain
+    parsed = parse_audio({"repeat": "3", "repeat_gap": 2.5, "chime_after": True})
     assert parsed == AudioOptions(chime_after=BUILTIN, repeat=3, repeat_gap=2.5)
     assert not parsed.plain
-    assert parse_audio_options({"repeat": 2.0}).repeat == 2
+    assert parse_audio({"repeat": 2.0}).repeat == 2
     for bad in (
         {"repeat": 0},
         {"repeat": 6},
@@ -168,7 +170,7 @@ def test_parse_audio_options_ranges() -> None:
         {"repeat_gap": None, "repeat": [2]},
     ):
         with pytest.raises(InvalidOptionError) as err:
-            parse_audio_options(bad)
+            parse_audio(bad)
         assert err.value.translation_key == "invalid_option"
 
 

@@ -49,9 +49,9 @@ from custom_components.alicia_tts.const import (
     CONF_VOICE,
     DOMAIN,
 )
-from custom_components.alicia_tts.delivery import async_create_audio
 from custom_components.alicia_tts.diagnostics import async_get_config_entry_diagnostics
-from custom_components.alicia_tts.engine import SynthesisOptions
+from custom_components.alicia_tts.options import SynthesisOptions
+from custom_components.alicia_tts.production import async_create_audio
 from custom_components.alicia_tts.voices import VOICE_PACKAGE_ENV
 
 from .conftest import JOE, form_options, install_voice

@@ -22,12 +22,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.alicia_tts import delivery
-from custom_components.alicia_tts.audio import (
-    DEFAULT_TOKEN_TTL,
-    MAX_FETCH_RECORDS,
-    AudioItem,
-    new_token,
-)
 from custom_components.alicia_tts.const import (
     CONF_AUDIO_FORMAT,
     CONF_SPEAKER_BASE_URL,
@@ -37,18 +31,19 @@ from custom_components.alicia_tts.const import (
 )
 from custom_components.alicia_tts.delivery import (
     URL_PREFIX,
-    async_create_audio,
-    async_create_local_audio,
     async_get_store,
     audio_url,
     speaker_base_url,
     url_problem,
 )
-from custom_components.alicia_tts.engine import (
-    EngineBusyError,
-    PiperEngine,
-    SynthesisJob,
-    SynthesisOptions,
+from custom_components.alicia_tts.engine import EngineBusyError, PiperEngine, SynthesisJob
+from custom_components.alicia_tts.options import SynthesisOptions
+from custom_components.alicia_tts.production import async_create_audio, async_create_local_audio
+from custom_components.alicia_tts.store import (
+    DEFAULT_TOKEN_TTL,
+    MAX_FETCH_RECORDS,
+    AudioItem,
+    new_token,
 )
 
 from .audio import parse_wav

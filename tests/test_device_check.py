@@ -27,11 +27,8 @@ from custom_components.alicia_tts.device_check import (
     recommend,
     voice_family,
 )
-from custom_components.alicia_tts.engine import (
-    EngineBusyError,
-    PiperEngine,
-    SynthesisOptions,
-)
+from custom_components.alicia_tts.engine import EngineBusyError, PiperEngine
+from custom_components.alicia_tts.options import SynthesisOptions
 from custom_components.alicia_tts.voices import VoiceInfo, discover_voices
 
 from .conftest import JOE

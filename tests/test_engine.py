@@ -11,18 +11,15 @@ import wave
 import pytest
 
 from custom_components.alicia_tts import engine as engine_mod
-from custom_components.alicia_tts.audio import wav_header
+from custom_components.alicia_tts.encoders import wav_header
 from custom_components.alicia_tts.engine import (
-    ENGINE_OPTIONS,
     EngineBusyError,
     InvalidMessageError,
-    InvalidOptionError,
     NothingToSpeakError,
     PiperEngine,
     PiperUnavailableError,
     SentenceBuffer,
     SynthesisError,
-    SynthesisOptions,
     UnknownSpeakerError,
     UnknownVoiceError,
     VoiceLoadError,
@@ -30,10 +27,11 @@ from custom_components.alicia_tts.engine import (
     check_voice_files,
     clean_message,
     cut_long,
-    parse_options,
     resolve_speaker_id,
     validate_message,
 )
+from custom_components.alicia_tts.exceptions import InvalidOptionError
+from custom_components.alicia_tts.options import ENGINE_OPTIONS, SynthesisOptions, parse_synthesis
 from custom_components.alicia_tts.voices import VoiceInfo, read_voice_info
 
 from .audio import Wav, parse_wav
@@ -59,7 +57,7 @@ async def engine(joe_info: VoiceInfo) -> AsyncIterator[PiperEngine]:
 
 async def speak(eng: PiperEngine, text: str, **options: object) -> Wav:
     """Synthesize a whole message and decode it."""
-    job = await eng.async_start(parse_options(options), JOE)
+    job = await eng.async_start(parse_synthesis(options), JOE)
     pcm = await job.synthesize(text)
     return parse_wav(wav_header(job.sample_rate, len(pcm)) + pcm)
 
@@ -90,7 +88,7 @@ def test_engine_options_are_the_vocabulary() -> None:
 
 def test_parse_options_values_and_unrelated_keys() -> None:
     """Numbers may come as strings (YAML); playback and HA keys are not the engine's business."""
-    opts = parse_options(
+    opts = parse_synthesis(
         {
             "speed": "1.5",
             "gain": 2,
@@ -101,8 +99,8 @@ def test_parse_options_values_and_unrelated_keys() -> None:
         }
     )
     assert opts == SynthesisOptions(voice=JOE, speaker="3", speed=1.5, gain=2.0)
-    assert parse_options({}) == SynthesisOptions()
-    assert parse_options({"voice": "", "speed": None}) == SynthesisOptions()
+    assert parse_synthesis({}) == SynthesisOptions()
+    assert parse_synthesis({"voice": "", "speed": None}) == SynthesisOptions()
 
 
 @pytest.mark.parametrize(
@@ -125,7 +123,7 @@ def test_parse_options_values_and_unrelated_keys() -> None:
 def test_parse_options_rejects(key: str, value: object) -> None:
     """Each bad value is named in the error."""
     with pytest.raises(InvalidOptionError) as err:
-        parse_options({key: value})
+        parse_synthesis({key: value})
     assert err.value.placeholders["option"] == key
     assert err.value.translation_key == "invalid_option"
 
@@ -465,13 +463,12 @@ async def test_nothing_to_speak(engine: PiperEngine) -> None:
 
 
 def test_check_input_without_engine(joe_info: VoiceInfo) -> None:
-    """The one input check needs no engine: message, options, other voices, speakers."""
+    """The one input check needs no engine: message, parsed options, other voices, speakers."""
     voices = {JOE: joe_info}
-    assert check_input("Hi\x00.", {"speed": 1.2}, voices, JOE) == (
-        "Hi .",
-        SynthesisOptions(speed=1.2),
-    )
-    assert check_input(None, {}, {}, JOE)[0] is None  # the entry's own voice may be missing
+    assert check_input("Hi\x00.", SynthesisOptions(speed=1.2), voices, JOE) == "Hi ."
+    assert (
+        check_input(None, SynthesisOptions(), {}, JOE) is None
+    )  # the entry's voice may be missing
     for message, options, error in (
         ("", {}, InvalidMessageError),
         (" \n ", {}, InvalidMessageError),
@@ -481,9 +478,9 @@ def test_check_input_without_engine(joe_info: VoiceInfo) -> None:
         ("Hi.", {"speed": 9}, InvalidOptionError),
     ):
         with pytest.raises(error):
-            check_input(message, options, voices, JOE)
+            check_input(message, parse_synthesis(options), voices, JOE)
     with pytest.raises(UnknownVoiceError):
-        check_input("Hi.", {"voice": "xx_XX-none-low"}, {}, JOE)
+        check_input("Hi.", SynthesisOptions(voice="xx_XX-none-low"), {}, JOE)
 
 
 def test_long_sentences_are_cut() -> None:

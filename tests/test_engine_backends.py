@@ -14,11 +14,8 @@ import numpy as np
 import pytest
 
 from custom_components.alicia_tts.backends import ENV_BACKEND, ENV_PHONEMIZER
-from custom_components.alicia_tts.engine import (
-    PiperEngine,
-    PiperUnavailableError,
-    SynthesisOptions,
-)
+from custom_components.alicia_tts.engine import PiperEngine, PiperUnavailableError
+from custom_components.alicia_tts.options import SynthesisOptions
 from custom_components.alicia_tts.voices import VoiceInfo, read_voice_info
 
 from .conftest import JOE

@@ -42,12 +42,10 @@ from custom_components.alicia_tts.const import (
 )
 from custom_components.alicia_tts.diagnostics import async_get_config_entry_diagnostics
 from custom_components.alicia_tts.espeak_fetch import (
-    DATA,
     DATA_ASSET,
     DATA_DIR,
     DATA_TREE_DIGEST,
     EMSCRIPTEN_MODULE,
-    MODULE,
     MODULE_ASSET,
     MODULE_INTEGRITY,
     MODULE_MEMBER,
@@ -55,6 +53,7 @@ from custom_components.alicia_tts.espeak_fetch import (
     FetchConnectionError,
     FetchStorageError,
     FetchVerificationError,
+    Part,
 )
 from custom_components.alicia_tts.espeak_setup import ISSUE_ESPEAK_MISSING
 
@@ -135,15 +134,21 @@ def test_release_url_and_parts() -> None:
     data = EspeakAssets(data_dir=Path("d"))
     both = EspeakAssets(emscripten_module=Path("m.wasm"), data_dir=Path("d"))
     assert espeak_fetch.missing_parts(nothing, bridge=True, forced=None) == ()
-    assert espeak_fetch.missing_parts(nothing, bridge=False, forced=None) == (MODULE, DATA)
+    assert espeak_fetch.missing_parts(nothing, bridge=False, forced=None) == (
+        Part.MODULE,
+        Part.DATA,
+    )
     assert espeak_fetch.missing_parts(nothing, bridge=False, forced="bridge") == ()
-    assert espeak_fetch.missing_parts(nothing, bridge=True, forced="emscripten") == (MODULE, DATA)
-    assert espeak_fetch.missing_parts(module, bridge=False, forced=None) == (DATA,)
-    assert espeak_fetch.missing_parts(wasi, bridge=False, forced="wasi") == (DATA,)
-    assert espeak_fetch.missing_parts(data, bridge=False, forced=None) == (MODULE,)
+    assert espeak_fetch.missing_parts(nothing, bridge=True, forced="emscripten") == (
+        Part.MODULE,
+        Part.DATA,
+    )
+    assert espeak_fetch.missing_parts(module, bridge=False, forced=None) == (Part.DATA,)
+    assert espeak_fetch.missing_parts(wasi, bridge=False, forced="wasi") == (Part.DATA,)
+    assert espeak_fetch.missing_parts(data, bridge=False, forced=None) == (Part.MODULE,)
     assert espeak_fetch.missing_parts(both, bridge=False, forced=None) == ()
-    assert espeak_fetch.part_names((MODULE, DATA)) == f"{EMSCRIPTEN_MODULE}, {DATA_DIR}/"
-    assert espeak_fetch.asset_names((DATA,)) == DATA_ASSET
+    assert espeak_fetch.part_names((Part.MODULE, Part.DATA)) == f"{EMSCRIPTEN_MODULE}, {DATA_DIR}/"
+    assert espeak_fetch.asset_names((Part.DATA,)) == DATA_ASSET
 
 
 def test_bridge_importable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,7 +192,7 @@ async def test_fetch_installs_both_with_progress(
         session,
         release.base_url,
         dest,
-        (MODULE, DATA),
+        (Part.MODULE, Part.DATA),
         progress=lambda done, total: seen.append((done, total)),
     )
     assert release.requests == [MODULE_ASSET, DATA_ASSET]
@@ -207,7 +212,7 @@ async def test_fetch_module_into_existing_folder(
     dest = tmp_path / "espeak"
     (dest / DATA_DIR).mkdir(parents=True)
     (dest / DATA_DIR / "mine").write_text("placed by hand")
-    await espeak_fetch.async_fetch_espeak(session, release.base_url, dest, (MODULE,))
+    await espeak_fetch.async_fetch_espeak(session, release.base_url, dest, (Part.MODULE,))
     assert release.requests == [MODULE_ASSET]
     assert tree(dest) == [DATA_DIR, f"{DATA_DIR}/mine", EMSCRIPTEN_MODULE]
 
@@ -236,7 +241,7 @@ async def test_failed_fetch_leaves_nothing(
     release.rules[asset] = rule
     with pytest.raises(error, match=text):
         await espeak_fetch.async_fetch_espeak(
-            session, release.base_url, tmp_path / "fetch" / "espeak", (MODULE, DATA)
+            session, release.base_url, tmp_path / "fetch" / "espeak", (Part.MODULE, Part.DATA)
         )
     assert tree(tmp_path / "fetch") == []
 
@@ -248,7 +253,7 @@ async def test_cancelled_fetch_leaves_nothing(
     release.rules[DATA_ASSET] = "stall"
     task = asyncio.create_task(
         espeak_fetch.async_fetch_espeak(
-            session, release.base_url, tmp_path / "fetch" / "espeak", (MODULE, DATA)
+            session, release.base_url, tmp_path / "fetch" / "espeak", (Part.MODULE, Part.DATA)
         )
     )
     await release.stalled.wait()
@@ -267,7 +272,7 @@ async def test_storage_errors(
     blocker.write_text("a file where the folder should be")
     with pytest.raises(FetchStorageError, match="cannot write"):
         await espeak_fetch.async_fetch_espeak(
-            session, release.base_url, blocker / "espeak", (MODULE,)
+            session, release.base_url, blocker / "espeak", (Part.MODULE,)
         )
     # A device that is always full (the write fails, as on a full disk).
     full = espeak_fetch._Download(Path("/dev/full"), hashlib.sha512())
@@ -621,7 +626,7 @@ async def test_placed_by_hand_clears_issue(
     """Files placed by hand: nothing is fetched and an old issue goes; a killed fetch's staging
     folder is removed at setup. The default source is this version's GitHub release."""
     fetcher = espeak_setup.async_get_fetcher(hass)
-    await fetcher._async_failed(FetchConnectionError("offline"), (MODULE,))
+    await fetcher._async_failed(FetchConnectionError("offline"), (Part.MODULE,))
     assert espeak_issue(hass) is not None
     stale = Path(hass.config.path("alicia_tts")) / ".espeak-killed.part"
     stale.mkdir()

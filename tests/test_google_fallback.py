@@ -15,8 +15,8 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.alicia_tts.delivery import async_create_audio
-from custom_components.alicia_tts.engine import SynthesisOptions
+from custom_components.alicia_tts.options import SynthesisOptions
+from custom_components.alicia_tts.production import async_create_audio
 
 from .engines import MP3
 from .test_chain import MESSAGE, break_local, local_of, setup_alicia

@@ -15,7 +15,7 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er, 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.alicia_tts import async_migrate_entry
+from custom_components.alicia_tts import async_migrate_entry, piper_unavailable_issue
 from custom_components.alicia_tts.const import (
     CONF_BACKEND,
     CONF_VOICE,
@@ -23,8 +23,9 @@ from custom_components.alicia_tts.const import (
     ISSUE_PIPER_UNAVAILABLE,
     PIPER_REQUIREMENT,
 )
-from custom_components.alicia_tts.engine import SynthesisError, SynthesisOptions
+from custom_components.alicia_tts.engine import SynthesisError
 from custom_components.alicia_tts.local_stack import WASM_REQUIREMENTS
+from custom_components.alicia_tts.options import SynthesisOptions
 
 from .conftest import JOE, entity_state, install_voice
 
@@ -110,14 +111,7 @@ async def test_repair_issue_cleared_when_piper_works(
     hass: HomeAssistant, setup_ha: None, config_entry: MockConfigEntry
 ) -> None:
     """A stale "Piper unavailable" issue (from an earlier start) goes away once Piper loads."""
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        ISSUE_PIPER_UNAVAILABLE,
-        is_fixable=False,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key=ISSUE_PIPER_UNAVAILABLE,
-    )
+    piper_unavailable_issue(hass, "an earlier start")
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is None

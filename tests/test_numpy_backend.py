@@ -1225,3 +1225,16 @@ def test_blas_is_pinned_to_one_thread_during_run(tmp_path: Path) -> None:
     assert seen
     assert all(n == 1 for n in seen[0])
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2, 1.0, 3.0, -0.5])
+def test_leaky_relu_helper_into_and_in_place(alpha: float) -> None:
+    """The one LeakyRelu helper gives the same values into a new array and in place."""
+    src = np.array([-2.0, -0.5, -0.0, 0.0, 0.25, 4.0], dtype=np.float32)
+    expected = np.where(src >= 0, src, np.float32(alpha) * src)
+    into = np.empty_like(src)
+    nb._leaky(src, alpha, into)
+    in_place = src.copy()
+    nb._leaky(in_place, alpha, in_place, np.empty_like(src))
+    np.testing.assert_array_equal(into, expected)
+    np.testing.assert_array_equal(in_place, expected)

@@ -7,7 +7,7 @@ and ``curl``/``jq`` features it uses (with aiohttp; anything else fails the test
 cannot drift into commands nobody checked), and by ``bash`` with the real ``curl`` and ``jq``
 (skipped where they are not installed). Both run against Home Assistant's real HTTP server: the
 REST API with the token, then the audio URLs the responses name; ``say`` plays on a loopback
-Sonos speaker (tests/sonos_double.py) through Home Assistant's Sonos device registry entries.
+Sonos speaker (tests/sonos_double/) through Home Assistant's Sonos device registry entries.
 """
 
 import asyncio
@@ -30,19 +30,19 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
+from custom_components.alicia_tts.announce import async_get_playback
 from custom_components.alicia_tts.const import (
     CONF_FALLBACK_ENGINES,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
     DOMAIN,
 )
-from custom_components.alicia_tts.announce import async_get_playback
 
 from .audio import parse_wav
 from .conftest import JOE
 from .engines import MP3
 from .sonos_double import FakeHousehold
-from .test_speakers import register_sonos
+from .test_announce import register_sonos
 
 type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 README = Path(__file__).resolve().parent.parent / "README.md"

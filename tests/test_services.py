@@ -15,9 +15,9 @@ from yarl import URL
 
 from custom_components.alicia_tts.const import DOMAIN
 from custom_components.alicia_tts.engine import EngineBusyError
+from custom_components.alicia_tts.ha_errors import translated_error
 from custom_components.alicia_tts.models import SpeakerUrl
 from custom_components.alicia_tts.sonos import QueueFullError
-from custom_components.alicia_tts.ha_errors import translated_error
 
 from .audio import parse_wav
 

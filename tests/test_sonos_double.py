@@ -30,8 +30,8 @@ from soco.snapshot import Snapshot
 from sonos_websocket import SonosWebsocket
 from sonos_websocket.exception import SonosWebsocketError
 
-from custom_components.alicia_tts.sonos import Speaker
 from custom_components.alicia_tts.announce import resolve_sonos
+from custom_components.alicia_tts.sonos import Speaker
 from tests.sonos_double import (
     API_KEY_HEADER,
     PAUSED,
@@ -888,7 +888,7 @@ async def test_audio_clip_cancel_and_api_key(household: FakeHousehold) -> None:
     speaker = household.speakers[0]
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.WSServerHandshakeError) as denied:
-            await session.ws_connect(speaker.websocket_url, ssl=False)
+            await session.ws_connect(speaker.websocket_url(), ssl=False)
         assert denied.value.status == 401
         websocket = SonosWebsocket(speaker.ip, player_id=speaker.uid, session=session)
         speaker.playback_speed = 100.0

@@ -6,7 +6,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.alicia_tts.config_flow import SECTION_VOLUME
-from custom_components.alicia_tts.volume_options import (
+from custom_components.alicia_tts.options import (
     OffsetsError,
     format_volume_offsets,
     parse_volume_offsets,

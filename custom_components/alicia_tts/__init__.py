@@ -14,9 +14,8 @@ from homeassistant.helpers import (
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.requirements import RequirementsNotFound, async_process_requirements
 
-from .audio import MP3_REQUIREMENT, mp3_available
 from .catalog import CACHED_CATALOG, CatalogVoice, load_catalog, voice_language
-from .chain import LOCAL, PROBE_TEXT, CircuitBreaker, EngineChain
+from .chain import PROBE_TEXT, CircuitBreaker, EngineChain
 from .const import (
     CONF_AUDIO_FORMAT,
     CONF_BACKEND,
@@ -39,12 +38,15 @@ from .const import (
 )
 from .delivery import async_get_store, async_update_url_issue, speaker_base_url
 from .download import remove_stale_parts
-from .engine import EngineError, PiperEngine, PiperUnavailableError, SynthesisOptions
+from .encoders import MP3_REQUIREMENT, mp3_available
+from .engine import PiperEngine, PiperUnavailableError
 from .engine_pool import async_acquire_engine, async_release_engine
 from .espeak_setup import async_setup_espeak
+from .exceptions import EngineError
 from .local_stack import async_install_local
 from .measurements import async_setup_device_check
 from .models import AliciaConfigEntry, AliciaData
+from .options import LOCAL, SynthesisOptions
 from .services import async_setup_services
 from .voices import VoiceInfo, discover_voices
 
@@ -67,7 +69,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-def _piper_unavailable_issue(hass: HomeAssistant, error: str) -> None:
+def piper_unavailable_issue(hass: HomeAssistant, error: str) -> None:
+    """Raise the repair issue that says why local Piper cannot speak."""
     ir.async_create_issue(
         hass,
         DOMAIN,
@@ -128,7 +131,7 @@ async def async_load_local_engine(
     except PiperUnavailableError as err:
         await async_release_engine(hass, user, engine)
         problem = "; ".join([*install_problems, str(err)])
-        _piper_unavailable_issue(hass, problem)
+        piper_unavailable_issue(hass, problem)
         return None, problem
     except EngineError as err:
         _LOGGER.error("Voice %s cannot be used: %s", voice, err)

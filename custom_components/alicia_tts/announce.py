@@ -12,13 +12,12 @@ queues when it is requested, in request order, and is synthesized only when its 
 an announcement waiting for its turn holds no engine slot.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 import logging
 from typing import Any, Final
 
-from homeassistant.components import tts
-from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, split_entity_id, valid_entity_id
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
@@ -26,15 +25,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util.hass_dict import HassKey
 from yarl import URL
 
-from .audio import AudioItem
-from .chime import (
-    AUDIO_OPTIONS,
-    CHIME,
-    CHIME_AFTER,
-    SPEAKER_CHIME,
-    SPEAKER_CHIME_AFTER,
-    Composition,
-)
+from .chime import Composition
 from .chime_media import async_composition
 from .const import (
     CONF_ENGINE,
@@ -44,41 +35,37 @@ from .const import (
     DOMAIN,
     ISSUE_NEVER_FETCHED,
 )
-from .defaults import with_engine_defaults
-from .delivery import async_create_audio, audio_url
-from .engine import (
-    ENGINE_OPTIONS,
-    EngineError,
-    SynthesisOptions,
-    parse_options,
-)
+from .delivery import audio_url
+from .exceptions import EngineError
 from .ha_errors import translated_error, validate_request
 from .models import AliciaConfigEntry
-from .sonos import (
+from .options import (
+    AUDIO_OPTIONS,
     DEFAULT_MAX_VOLUME,
     DEFAULT_MIN_VOLUME,
+    ENGINE_OPTIONS,
+    HA_FORMAT_OPTIONS,
+    PlaybackOptions,
+    Request,
+    parse_request,
+)
+from .production import async_create_audio
+from .sonos import (
     PLAYED,
     STOPPED,
     AnnouncementStoppedError,
     NeverFetchedError,
     PlaybackError,
-    PlaybackOptions,
     PlaybackResult,
     SonosPlayback,
     Speaker,
     Turn,
     VolumeSetting,
-    parse_playback_options,
 )
+from .store import AudioItem
 
 _LOGGER = logging.getLogger(__name__)
 
-SONOS_DOMAIN: Final = "sonos"
-MEDIA_PLAYER_DOMAIN: Final = "media_player"
-# Speakers clip the first few hundred milliseconds while they start playing.
-SPEAKER_LEADING_SILENCE: Final = 0.5
-# ... and cut the last syllable when the audio ends right after it.
-SPEAKER_TRAILING_SILENCE: Final = 0.3
 DATA_PLAYBACK: HassKey[SonosPlayback] = HassKey(f"{DOMAIN}_playback")
 ANNOUNCEMENT_TITLE: Final = "Alicia TTS"
 
@@ -108,7 +95,7 @@ def validate_players(hass: HomeAssistant, entity_ids: Iterable[str]) -> None:
         if (
             not isinstance(entity_id, str)
             or not valid_entity_id(entity_id)
-            or split_entity_id(entity_id)[0] != MEDIA_PLAYER_DOMAIN
+            or split_entity_id(entity_id)[0] != Platform.MEDIA_PLAYER
         ):
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
@@ -121,6 +108,10 @@ def validate_players(hass: HomeAssistant, entity_ids: Iterable[str]) -> None:
                 translation_key="unknown_media_player",
                 translation_placeholders=placeholders,
             )
+
+
+#: The platform of Home Assistant's core Sonos integration (its media players are ours to play on).
+SONOS_DOMAIN: Final = "sonos"
 
 
 def resolve_sonos(hass: HomeAssistant, entity_id: str) -> Speaker | None:
@@ -180,24 +171,7 @@ def split_targets(hass: HomeAssistant, entity_ids: Sequence[str]) -> Targets:
     return targets
 
 
-# Format hints HA's tts accepts for every engine (HA converts when the engine cannot).
-HA_FORMAT_OPTIONS: Final = frozenset(
-    {
-        "preferred_format",
-        "preferred_sample_rate",
-        "preferred_sample_channels",
-        "preferred_sample_bytes",
-        "preferred_bitrate",
-    }
-)
-
-
-def engine_options_of(options: dict[str, Any]) -> dict[str, Any]:
-    """Only the engine's keys."""
-    return {k: v for k, v in options.items() if k in ENGINE_OPTIONS}
-
-
-def ha_options_of(options: dict[str, Any]) -> dict[str, Any]:
+def ha_options_of(options: Mapping[str, Any]) -> dict[str, Any]:
     """What HA's own tts path gets for other players: engine keys and format hints."""
     return {
         k: v
@@ -206,23 +180,12 @@ def ha_options_of(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def speaker_audio_options(
-    entry_options: Mapping[str, Any], options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Chime and repeat for Sonos speakers: the call's, else the entry's, else built-in."""
-    return {
-        CHIME: entry_options.get(CHIME, SPEAKER_CHIME),
-        CHIME_AFTER: entry_options.get(CHIME_AFTER, SPEAKER_CHIME_AFTER),
-        **{k: v for k, v in options.items() if k in (*AUDIO_OPTIONS, "voice") and v is not None},
-    }
-
-
 async def async_check_composition(
-    hass: HomeAssistant, entry: AliciaConfigEntry, options: Mapping[str, Any]
+    hass: HomeAssistant, entry: AliciaConfigEntry, request: Request
 ) -> Composition | None:
     """The chimes and repeats of a request, fetched now (translated validation errors)."""
     try:
-        return await async_composition(hass, entry, options)
+        return await async_composition(hass, entry, request.audio, request.synthesis.voice)
     except EngineError as err:
         raise translated_error(err) from err
 
@@ -243,15 +206,6 @@ def never_fetched_issue(hass: HomeAssistant, err: NeverFetchedError, item: Audio
             "seen": ", ".join(seen) if seen else "none",
         },
     )
-
-
-def _check(entry: AliciaConfigEntry, message: str, options: dict[str, Any]) -> SynthesisOptions:
-    """Validate a request for speakers before anything is synthesized or played."""
-    data = entry.runtime_data
-    validate_request(data, message, options)
-    if data.speaker_url.url is None:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
-    return parse_options(options)
 
 
 def reserve_turn(
@@ -298,133 +252,100 @@ async def async_play_on_sonos(
     hass: HomeAssistant,
     entry: AliciaConfigEntry,
     message: str,
-    options: SynthesisOptions,
-    playback_options: PlaybackOptions,
+    request: Request,
     speakers: dict[str, Speaker],
-    forced: str | None = None,
-    turn: Turn | None = None,
+    turn: Turn,
     composition: Composition | None = None,
 ) -> dict[str, Any]:
     """Wait for the speakers' turn, synthesize, play; a summary when the speech has ended.
 
-    Without ``turn`` the announcement queues up now. The audio is synthesized only once it is
-    this announcement's turn: a queued announcement holds no engine slot. An announcement
-    stopped (`SonosPlayback.stop`) while it waited returns as stopped on every speaker.
+    The audio is synthesized only once it is this announcement's turn: a queued announcement
+    holds no engine slot. An announcement stopped (`SonosPlayback.stop`) while it waited
+    returns as stopped on every speaker.
     """
-    try:
-        return await _async_play_turn(
-            hass,
-            entry,
-            message,
-            options,
-            playback_options,
-            speakers,
-            forced,
-            turn or reserve_turn(hass, speakers, playback_options),
-            composition,
-        )
-    except AnnouncementStoppedError:
-        return stopped_summary(speakers, playback_options.mode)
-
-
-async def _async_play_turn(
-    hass: HomeAssistant,
-    entry: AliciaConfigEntry,
-    message: str,
-    options: SynthesisOptions,
-    playback_options: PlaybackOptions,
-    speakers: dict[str, Speaker],
-    forced: str | None,
-    turn: Turn,
-    composition: Composition | None,
-) -> dict[str, Any]:
     data = entry.runtime_data
     base = data.speaker_url.url
-    assert base is not None  # checked by _check
-    async with turn as ready:
-        try:
-            item = await async_create_audio(
-                hass, entry, message, options, data.audio_format, forced, composition
-            )
-        except EngineError as err:
-            raise translated_error(err) from err
-        announcement = ItemAnnouncement(item, audio_url(base, item), ANNOUNCEMENT_TITLE)
-        try:
-            result = await async_get_playback(hass).async_play(
-                list(speakers.values()),
-                announcement,
-                volume=volume_setting(entry.options, playback_options, speakers),
-                mode=playback_options.mode,
-                group=playback_options.group,
-                turn=ready,
-            )
-        except NeverFetchedError as err:
-            never_fetched_issue(hass, err, item)
-            raise translated_error(err) from err
-        except PlaybackError as err:
-            raise translated_error(err) from err
+    assert base is not None  # checked by async_announce
+    playback = request.playback
+    try:
+        async with turn as ready:
+            try:
+                item = await async_create_audio(
+                    hass,
+                    entry,
+                    message,
+                    request.synthesis,
+                    data.audio_format,
+                    forced=request.engine,
+                    composition=composition,
+                )
+            except EngineError as err:
+                raise translated_error(err) from err
+            announcement = ItemAnnouncement(item, audio_url(base, item), ANNOUNCEMENT_TITLE)
+            try:
+                result = await async_get_playback(hass).async_play(
+                    list(speakers.values()),
+                    announcement,
+                    volume=volume_setting(entry.options, playback, speakers),
+                    mode=playback.mode,
+                    group=playback.group,
+                    turn=ready,
+                )
+            except NeverFetchedError as err:
+                never_fetched_issue(hass, err, item)
+                raise translated_error(err) from err
+            except PlaybackError as err:
+                raise translated_error(err) from err
+    except AnnouncementStoppedError:
+        return stopped_summary(speakers, playback.mode)
     ir.async_delete_issue(hass, DOMAIN, ISSUE_NEVER_FETCHED)
     return summary(result, speakers)
+
+
+#: How other players are spoken to: HA's own announcement (the tts entity's base behaviour,
+#: with the caller's context), given the players and the options HA's tts path gets.
+type SpeakOthers = Callable[[list[str], dict[str, Any]], Awaitable[None]]
 
 
 async def async_announce(
     hass: HomeAssistant,
     entry: AliciaConfigEntry,
-    tts_entity_id: str,
     message: str,
-    options: dict[str, Any],
+    options: Mapping[str, Any],
     entity_ids: Sequence[str],
     *,
     wait: bool,
-    language: str | None = None,
-    cache: bool = True,
+    speak_others: SpeakOthers,
 ) -> dict[str, Any] | None:
     """Speak on media players: Sonos through our controller, others through HA's tts.
 
-    Everything is validated first; then the Sonos speakers' turn is reserved (in request
-    order; a full queue is an error here, also without ``wait``). With ``wait`` the call
-    returns when the speech has ended on every Sonos speaker, with a summary; otherwise
-    playback goes on in the background (errors are logged).
+    Everything is validated first, the options parsed once (:func:`options.parse_request`,
+    with the speakers' defaults when there are Sonos targets); then the Sonos speakers' turn is
+    reserved (in request order; a full queue is an error here, also without ``wait``). With
+    ``wait`` the call returns when the speech has ended on every Sonos speaker, with a summary;
+    otherwise playback goes on in the background (errors are logged).
     """
     validate_players(hass, entity_ids)
-    try:
-        playback_options = parse_playback_options(options)
-    except PlaybackError as err:
-        raise translated_error(err) from err
     targets = split_targets(hass, entity_ids)
-    engine_options = engine_options_of(options)
-    forced = options.get(CONF_ENGINE)
-    synthesis: SynthesisOptions | None = None
-    composition: Composition | None = None
-    if targets.sonos:
-        speaker_options = with_engine_defaults(
-            entry.options,
-            engine_options,
-            {
-                "leading_silence": SPEAKER_LEADING_SILENCE,
-                "trailing_silence": SPEAKER_TRAILING_SILENCE,
-            },
-        )
-        if forced is not None:
-            speaker_options[CONF_ENGINE] = forced
-        synthesis = _check(entry, message, speaker_options)
-        composition = await async_check_composition(
-            hass, entry, speaker_audio_options(entry.options, options)
-        )
-    else:
-        validate_request(entry.runtime_data, message, options)
-    if targets.others:  # HA's tts path makes the audio; a bad chime is refused here already
-        await async_check_composition(hass, entry, options)
-    turn = reserve_turn(hass, targets.sonos, playback_options) if synthesis is not None else None
     try:
-        await _async_announce_others(
-            hass, tts_entity_id, message, options, targets, language, cache
-        )
+        request = parse_request(options, entry.options, speakers=bool(targets.sonos))
+    except EngineError as err:
+        raise translated_error(err) from err
+    validate_request(entry.runtime_data, message, request)
+    if targets.sonos and entry.runtime_data.speaker_url.url is None:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
+    # Sonos: the audio's chimes. Other players: HA's tts path makes their audio, but a chime
+    # that cannot be used is refused here already.
+    composition = await async_check_composition(hass, entry, request)
+    turn = reserve_turn(hass, targets.sonos, request.playback) if targets.sonos else None
+    try:
+        if targets.others:
+            await speak_others(targets.others, ha_options_of(options))
     except BaseException:
         if turn is not None:
             turn.release()
         raise
-    if synthesis is None:
+    if turn is None:
         return (
             {
                 "duration": None,
@@ -437,10 +358,7 @@ async def async_announce(
             if wait
             else None
         )
-    assert turn is not None
-    play = async_play_on_sonos(
-        hass, entry, message, synthesis, playback_options, targets.sonos, forced, turn, composition
-    )
+    play = async_play_on_sonos(hass, entry, message, request, targets.sonos, turn, composition)
     if wait:
         result = await play
         result["results"].update(others_results(targets.others))
@@ -457,37 +375,6 @@ async def async_announce(
     # A task cancelled before it ran never enters the turn: give the place up in any case.
     task.add_done_callback(lambda _task: turn.release())
     return None
-
-
-async def _async_announce_others(
-    hass: HomeAssistant,
-    tts_entity_id: str,
-    message: str,
-    options: dict[str, Any],
-    targets: Targets,
-    language: str | None,
-    cache: bool,
-) -> None:
-    """Other players: Home Assistant's announcement through ``media_player.play_media``."""
-    if targets.others:
-        await hass.services.async_call(
-            "media_player",
-            "play_media",
-            {
-                ATTR_ENTITY_ID: targets.others,
-                "media_content_id": tts.generate_media_source_id(
-                    hass,
-                    message,
-                    engine=tts_entity_id,
-                    language=language,
-                    options=ha_options_of(options),
-                    cache=cache,
-                ),
-                "media_content_type": "music",
-                "announce": True,
-            },
-            blocking=True,
-        )
 
 
 def speaker_result(

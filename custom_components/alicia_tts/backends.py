@@ -29,7 +29,7 @@ from .phonemes import EspeakRunner, PhonemizerError
 AUTO: Final = "auto"
 ONNXRUNTIME: Final = "onnxruntime"
 NUMPY: Final = "numpy"
-BACKENDS: Final = (ONNXRUNTIME, NUMPY)
+BACKENDS: Final = (ONNXRUNTIME, NUMPY)  # each named as the module it needs
 
 BRIDGE: Final = "bridge"
 WASI: Final = "wasi"
@@ -70,19 +70,12 @@ def _preference(env: str, given: str | None, allowed: Sequence[str]) -> str:
     return value
 
 
-def _onnxruntime_problem() -> str | None:
+def _import_problem(module: str) -> str | None:
+    """Why ``module`` cannot be imported, or None when it imports."""
     try:
-        importlib.import_module("onnxruntime")
+        importlib.import_module(module)
     except Exception as err:  # noqa: BLE001 - ImportError, or its shared library failing to load
-        return f"onnxruntime cannot be imported: {err}"
-    return None
-
-
-def _numpy_problem() -> str | None:
-    try:
-        importlib.import_module("numpy")
-    except Exception as err:  # noqa: BLE001 - ImportError, or its shared library failing to load
-        return f"numpy cannot be imported: {err}"
+        return f"{module} cannot be imported: {err}"
     return None
 
 
@@ -92,7 +85,7 @@ def choose_backend(preference: str | None = None) -> str:
     candidates = BACKENDS if wanted == AUTO else (wanted,)
     problems: list[str] = []
     for backend in candidates:
-        problem = _onnxruntime_problem() if backend == ONNXRUNTIME else _numpy_problem()
+        problem = _import_problem(backend)
         if problem is None:
             return backend
         problems.append(problem)

@@ -4,22 +4,15 @@ from typing import Any, override
 
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import AliciaChainEntity
+from .entity import AliciaChainEntity, platform_setup
 from .models import AliciaConfigEntry
 
 PARALLEL_UPDATES = 0
 
 
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: AliciaConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the local engine problem sensor."""
-    async_add_entities([LocalProblemSensor(entry)])
+# The local engine problem sensor.
+async_setup_entry = platform_setup(lambda _hass, entry: [LocalProblemSensor(entry)])
 
 
 class LocalProblemSensor(AliciaChainEntity, BinarySensorEntity):

@@ -5,23 +5,22 @@ from typing import override
 from homeassistant.components.button import ButtonEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
+from .entity import platform_setup
 from .measurements import DeviceCheck, DeviceCheckEntity, async_get_check
 from .models import AliciaConfigEntry
 
 PARALLEL_UPDATES = 0
 
 
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: AliciaConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the button of the entry's device check."""
-    if (check := async_get_check(hass, entry.entry_id)) is not None:
-        async_add_entities([MeasureSpeedButton(check)])
+def _buttons(hass: HomeAssistant, entry: AliciaConfigEntry) -> list[MeasureSpeedButton]:
+    """The button of the entry's device check."""
+    check = async_get_check(hass, entry.entry_id)
+    return [MeasureSpeedButton(check)] if check is not None else []
+
+
+async_setup_entry = platform_setup(_buttons)
 
 
 class MeasureSpeedButton(DeviceCheckEntity, ButtonEntity):

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from .exceptions import CauseError
 from .voices import VoiceInfo, piper_language_to_bcp47
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,14 +67,13 @@ def redact_url(text: object) -> str:
     return _CREDENTIALS.sub(r"\1***@", str(text))
 
 
-class CatalogError(Exception):
-    """A catalogue cannot be read, fetched or understood."""
+class CatalogError(CauseError):
+    """A catalogue cannot be read, fetched or understood; ``key`` is the flow's error."""
 
     def __init__(self, message: str, key: str, **placeholders: str) -> None:
         """Keep the flow's error key and its placeholders."""
-        super().__init__(message)
+        super().__init__(message, **placeholders)
         self.key = key
-        self.placeholders: dict[str, str] = {"error": message, **placeholders}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,21 +41,14 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 
 from .const import DOMAIN
-from .engine import (
-    MAX_MESSAGE_CHARS,
-    EngineBusyError,
-    InvalidMessageError,
-    InvalidRequestError,
-    clean_message,
-)
-from .exceptions import TranslatedError
+from .engine import MAX_MESSAGE_CHARS, EngineBusyError, InvalidMessageError, clean_message
+from .exceptions import InvalidRequestError, TranslatedError
+from .listeners import Listeners, cancel
+from .options import FALLBACK, LOCAL
 
 _LOGGER = logging.getLogger(__name__)
 
-LOCAL: Final = "local"
-FALLBACK: Final = "fallback"
 NONE: Final = "none"
-ENGINE_CHOICES: Final = (LOCAL, FALLBACK)
 PROBE_TEXT: Final = "Probe."
 MAX_ERRORS: Final = 20
 
@@ -225,7 +218,8 @@ class EngineChain:
     probe: Callable[[], Any] | None = None  # async callable: synthesize PROBE_TEXT locally
     tts_entity_id: str | None = None
     fallback_served_since_purge: bool = False
-    _listeners: list[CALLBACK_TYPE] = field(default_factory=list, init=False)
+    # Called whenever the chain's state changes (its sensors follow it).
+    listeners: Listeners = field(default_factory=Listeners, init=False)
     _probe_unsub: CALLBACK_TYPE | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -233,24 +227,6 @@ class EngineChain:
         for engine in (LOCAL, *self.fallbacks):
             self.stats.setdefault(engine, EngineStats())
         self.active = LOCAL if self.local_available else (self.fallbacks or [NONE])[0]
-
-    # -- listeners (sensors) -----------------------------------------------------------------
-
-    @callback
-    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call ``update`` whenever the chain's state changes; returns the remover."""
-        self._listeners.append(update)
-
-        @callback
-        def remove() -> None:
-            self._listeners.remove(update)
-
-        return remove
-
-    @callback
-    def _changed(self) -> None:
-        for update in list(self._listeners):
-            update()
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -332,7 +308,7 @@ class EngineChain:
             self.async_purge_fallback_cache()
         else:
             self.fallback_served_since_purge = True
-        self._changed()
+        self.listeners.notify()
 
     @callback
     def record_failure(self, engine: str, error: str, characters: int = 0) -> None:
@@ -349,13 +325,13 @@ class EngineChain:
                 self.breaker.cooldown,
             )
             self._schedule_probe()
-        self._changed()
+        self.listeners.notify()
 
     @callback
     def record_busy(self, engine: str) -> None:
         """An engine refused a request as busy: not a failure, and it got no text."""
         self.stats.setdefault(engine, EngineStats()).busy += 1
-        self._changed()
+        self.listeners.notify()
 
     @callback
     def add_characters(self, engine: str, characters: int) -> None:
@@ -366,7 +342,7 @@ class EngineChain:
     def record_exhausted(self) -> None:
         """No engine could speak."""
         self.active = NONE
-        self._changed()
+        self.listeners.notify()
 
     # -- breaker probe -----------------------------------------------------------------------
 
@@ -387,7 +363,7 @@ class EngineChain:
             self.breaker.opened_at = self.breaker._clock()  # noqa: SLF001 - restart cool-down
             self.errors.append(ChainError(time.time(), LOCAL, f"probe: {err}"))
             self._schedule_probe()
-            self._changed()
+            self.listeners.notify()
             return
         self.record_success_probe(time.monotonic() - started)
 
@@ -399,14 +375,12 @@ class EngineChain:
         self.active = LOCAL
         _LOGGER.info("Local Piper engine recovered; switching back")
         self.async_purge_fallback_cache()
-        self._changed()
+        self.listeners.notify()
 
     @callback
     def async_stop(self) -> None:
         """Cancel a scheduled probe (entry unload)."""
-        if self._probe_unsub is not None:
-            self._probe_unsub()
-            self._probe_unsub = None
+        self._probe_unsub = cancel(self._probe_unsub)
 
     # -- HA's tts cache ----------------------------------------------------------------------
 

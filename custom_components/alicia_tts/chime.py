@@ -18,30 +18,19 @@ An announcement is one audio stream (one fetch by the speaker, no gap)::
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 import hashlib
 import math
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
-from .catalog import redact_url
-from .engine import InvalidOptionError, InvalidRequestError, SynthesisOptions, silence
+from .engine import silence
+from .exceptions import InvalidRequestError
+from .options import DEFAULT_REPEAT_GAP, SynthesisOptions
 
-CHIME: Final = "chime"
-CHIME_AFTER: Final = "chime_after"
-REPEAT: Final = "repeat"
-REPEAT_GAP: Final = "repeat_gap"
-#: Per-call keys of this module (``trailing_silence`` is an engine option).
-AUDIO_OPTIONS: Final[tuple[str, ...]] = (CHIME, CHIME_AFTER, REPEAT, REPEAT_GAP)
-REPEAT_RANGE: Final = (1, 5)
-REPEAT_GAP_RANGE: Final = (0.0, 10.0)
-DEFAULT_REPEAT_GAP: Final = 1.0
-#: Built-in path defaults: Sonos speakers chime before an announcement; plain TTS never.
-SPEAKER_CHIME: Final = True
-SPEAKER_CHIME_AFTER: Final = False
 #: A media chime longer than this is refused (a chime, not a song).
 MAX_CHIME_SECONDS: Final = 10.0
 #: Bytes a fetched chime file may have.
@@ -51,9 +40,6 @@ CHIME_GAP: Final = 0.15
 #: How long ffmpeg may take to decode a chime.
 DECODE_TIMEOUT: Final = 20.0
 
-MEDIA_SOURCE_PREFIX: Final = "media-source://"
-_TRUE: Final = frozenset({"true", "on", "yes"})
-_FALSE: Final = frozenset({"false", "off", "no", "none", ""})
 
 # The built-in sound: (frequency Hz, start s, length s) of each tone; level of full scale.
 OPENING_TONES: Final = ((1046.5, 0.0, 0.45), (784.0, 0.2, 0.6))  # C6 then G5: falling
@@ -61,12 +47,6 @@ CLOSING_TONES: Final = ((784.0, 0.0, 0.45), (1046.5, 0.2, 0.6))  # G5 then C6: r
 CHIME_LEVEL: Final = 0.4
 ATTACK_SECONDS: Final = 0.006
 DECAY_SECONDS: Final = 0.16  # time constant of the exponential decay
-
-
-class InvalidChimeError(InvalidRequestError):
-    """``chime``/``chime_after`` is neither a boolean nor a media id, URL or file."""
-
-    translation_key = "invalid_chime"
 
 
 class ChimeNotAllowedError(InvalidRequestError):
@@ -85,97 +65,6 @@ class ChimeUnavailableError(InvalidRequestError):
     """A chime that could not be fetched or decoded (or is too long)."""
 
     translation_key = "chime_unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class ChimeSpec:
-    """Which sound: the built-in one (``kind="builtin"``) or a media file, URL or media id."""
-
-    kind: str  # builtin | media | url | file
-    value: str = ""
-
-
-BUILTIN: Final = ChimeSpec("builtin")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AudioOptions:
-    """Validated chime and repeat options of one request."""
-
-    chime: ChimeSpec | None = None
-    chime_after: ChimeSpec | None = None
-    repeat: int = 1
-    repeat_gap: float = DEFAULT_REPEAT_GAP
-
-    @property
-    def plain(self) -> bool:
-        """Nothing to add around the speech."""
-        return self.chime is None and self.chime_after is None and self.repeat == 1
-
-
-def parse_chime(key: str, raw: Any) -> ChimeSpec | None:
-    """``false`` (None), ``true`` (the built-in sound), or a media id / URL / file."""
-    if isinstance(raw, bool) or raw is None:
-        return BUILTIN if raw else None
-    if not isinstance(raw, str):
-        raise InvalidChimeError(f"{key} must be true, false or a sound", option=key, value=str(raw))
-    value = raw.strip()
-    word = value.lower()
-    if word in _TRUE or word in _FALSE:
-        return BUILTIN if word in _TRUE else None
-    if value.startswith(MEDIA_SOURCE_PREFIX):
-        kind = "media"
-    elif word.startswith(("http://", "https://")):
-        kind = "url"
-    elif "://" in value or "\x00" in value:
-        raise InvalidChimeError(f"{key} has an unknown scheme", option=key, value=redact_url(value))
-    else:
-        kind = "file"
-    return ChimeSpec(kind, value)
-
-
-def _number(key: str, raw: Any, low: float, high: float) -> float:
-    invalid = InvalidOptionError(
-        f"{key} must be a number in {low:g}..{high:g}",
-        option=key,
-        value=str(raw),
-        min=f"{low:g}",
-        max=f"{high:g}",
-    )
-    if isinstance(raw, bool):
-        raise invalid
-    try:
-        value = float(raw)
-    except TypeError, ValueError:
-        raise invalid from None
-    if not low <= value <= high:
-        raise invalid
-    return value
-
-
-def parse_audio_options(options: Mapping[str, Any]) -> AudioOptions:
-    """Validate ``chime``, ``chime_after``, ``repeat`` (1-5) and ``repeat_gap`` (0-10 s)."""
-    repeat = 1
-    if (raw := options.get(REPEAT)) is not None:
-        number = _number(REPEAT, raw, *REPEAT_RANGE)
-        if number != int(number):
-            raise InvalidOptionError(
-                f"{REPEAT} must be a whole number",
-                option=REPEAT,
-                value=str(raw),
-                min=str(REPEAT_RANGE[0]),
-                max=str(REPEAT_RANGE[1]),
-            )
-        repeat = int(number)
-    gap = DEFAULT_REPEAT_GAP
-    if (raw := options.get(REPEAT_GAP)) is not None:
-        gap = _number(REPEAT_GAP, raw, *REPEAT_GAP_RANGE)
-    return AudioOptions(
-        chime=parse_chime(CHIME, options.get(CHIME)),
-        chime_after=parse_chime(CHIME_AFTER, options.get(CHIME_AFTER)),
-        repeat=repeat,
-        repeat_gap=gap,
-    )
 
 
 # -- sounds -----------------------------------------------------------------------------------

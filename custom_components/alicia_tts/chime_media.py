@@ -10,7 +10,6 @@ is the caller's translated validation error, and nothing plays.
 """
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
 import time
 from typing import Any, Final
@@ -25,18 +24,16 @@ from homeassistant.util.hass_dict import HassKey
 from .catalog import redact_url
 from .chime import (
     MAX_CHIME_BYTES,
-    AudioOptions,
     ChimeNotAllowedError,
     ChimeNotFoundError,
-    ChimeSpec,
     ChimeUnavailableError,
     Composition,
     async_decode,
     builtin_chime,
-    parse_audio_options,
 )
 from .const import DOMAIN
 from .models import AliciaConfigEntry
+from .options import AudioOptions, ChimeSpec
 
 DATA_CHIMES: HassKey[OrderedDict[tuple[str, str, int], tuple[bytes, float]]] = HassKey(
     f"{DOMAIN}_chimes"
@@ -54,11 +51,11 @@ def ffmpeg_binary(hass: HomeAssistant) -> str:
     return str(getattr(manager, "binary", None) or "ffmpeg")
 
 
-def voice_rate(entry: AliciaConfigEntry, options: Mapping[str, Any]) -> int:
-    """The sample rate of the voice a request speaks with."""
+def voice_rate(entry: AliciaConfigEntry, voice: str | None) -> int:
+    """The sample rate of the voice a request speaks with (None: the entry's voice)."""
     data = entry.runtime_data
     voices = data.engine.voices if data.engine is not None else data.voices
-    info = voices.get(str(options.get("voice") or data.voice))
+    info = voices.get(voice or data.voice)
     return info.sample_rate if info is not None else 22050
 
 
@@ -152,16 +149,15 @@ async def async_sound(
 
 
 async def async_composition(
-    hass: HomeAssistant, entry: AliciaConfigEntry, options: Mapping[str, Any]
+    hass: HomeAssistant, entry: AliciaConfigEntry, audio: AudioOptions, voice: str | None
 ) -> Composition | None:
     """What surrounds the speech of a request (None: nothing); translated errors via caller.
 
     Raises the chime module's validation errors (InvalidRequestError subclasses).
     """
-    audio: AudioOptions = parse_audio_options(options)
     if audio.plain:
         return None
-    rate = voice_rate(entry, options)
+    rate = voice_rate(entry, voice)
     return Composition(
         sample_rate=rate,
         opening=await async_sound(hass, entry, audio.chime, rate),

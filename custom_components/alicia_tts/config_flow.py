@@ -71,8 +71,6 @@ from .catalog import (
     redact_url,
     save_catalog,
 )
-from .chain import ENGINE_CHOICES, LOCAL
-from .chime import CHIME, CHIME_AFTER, SPEAKER_CHIME, SPEAKER_CHIME_AFTER
 from .const import (
     CONF_AUDIO_FORMAT,
     CONF_BACKEND,
@@ -93,15 +91,26 @@ from .const import (
     DOMAIN,
     VOICES_DIR,
 )
-from .defaults import ENGINE_DEFAULT_KEYS
 from .device_check import estimate_seconds
 from .download import DownloadError, async_download_voice
-from .engine import OPTION_RANGES
 from .espeak_fetch import FetchError, asset_names
 from .espeak_setup import async_get_fetcher, async_needed
 from .local_stack import espeak_assets
+from .options import (
+    CHAIN_RANGES,
+    CHIME,
+    CHIME_AFTER,
+    ENGINE_CHOICES,
+    ENGINE_DEFAULT_KEYS,
+    LOCAL,
+    OPTION_RANGES,
+    SPEAKER_CHIME,
+    SPEAKER_CHIME_AFTER,
+    VOLUME_DEFAULTS,
+    format_volume_offsets,
+    volume_input,
+)
 from .voices import VoiceInfo, discover_voices, read_voice_info
-from .volume_options import VOLUME_DEFAULTS, format_volume_offsets, volume_input
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -895,14 +904,19 @@ DEFAULT_FIELDS: Final[dict[str, tuple[float, str | None]]] = {
 SOUND_DEFAULTS: Final[dict[str, bool]] = {CHIME: SPEAKER_CHIME, CHIME_AFTER: SPEAKER_CHIME_AFTER}
 
 
+def number_field(low: float, high: float, step: float, unit: str | None = None) -> NumberSelector:
+    """A number box from ``low`` to ``high`` (with its unit, if any)."""
+    config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
+    if unit:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
 def volume_schema() -> probatio.Schema:
     """Fields of the "speaker volume" section: limits and per-speaker offsets."""
-    limit = NumberSelector(
-        NumberSelectorConfig(min=0, max=100, step=1, mode=NumberSelectorMode.BOX)
-    )
     return probatio.Schema(
         {
-            **{probatio.Optional(key): limit for key in VOLUME_DEFAULTS},
+            **{probatio.Optional(key): number_field(0, 100, 1) for key in VOLUME_DEFAULTS},
             probatio.Optional(CONF_VOLUME_OFFSETS): TextSelector(
                 TextSelectorConfig(multiline=True)
             ),
@@ -912,15 +926,20 @@ def volume_schema() -> probatio.Schema:
 
 def defaults_schema() -> probatio.Schema:
     """Fields of the "voice defaults" section: all optional, empty = built-in default."""
-    fields: dict[probatio.Marker, Any] = {}
-    for key in ENGINE_DEFAULT_KEYS:
-        low, high = OPTION_RANGES[key]
-        step, unit = DEFAULT_FIELDS[key]
-        config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
-        if unit:
-            config["unit_of_measurement"] = unit
-        fields[probatio.Optional(key)] = NumberSelector(config)
-    return probatio.Schema(fields)
+    return probatio.Schema(
+        {
+            probatio.Optional(key): number_field(*OPTION_RANGES[key], *DEFAULT_FIELDS[key])
+            for key in ENGINE_DEFAULT_KEYS
+        }
+    )
+
+
+# The chain options' built-in defaults (a new entry's values).
+CHAIN_DEFAULTS: Final[dict[str, float]] = {
+    CONF_FIRST_AUDIO_TIMEOUT: DEFAULT_FIRST_AUDIO_TIMEOUT,
+    CONF_BREAKER_THRESHOLD: DEFAULT_BREAKER_THRESHOLD,
+    CONF_BREAKER_COOLDOWN: DEFAULT_BREAKER_COOLDOWN,
+}
 
 
 class AliciaOptionsFlow(OptionsFlowWithReload):
@@ -1004,33 +1023,10 @@ class AliciaOptionsFlow(OptionsFlowWithReload):
                         mode=SelectSelectorMode.LIST,
                     )
                 ),
-                probatio.Required(
-                    CONF_FIRST_AUDIO_TIMEOUT, default=DEFAULT_FIRST_AUDIO_TIMEOUT
-                ): NumberSelector(
-                    NumberSelectorConfig(
-                        min=1,
-                        max=60,
-                        step=0.5,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
-                ),
-                probatio.Required(
-                    CONF_BREAKER_THRESHOLD, default=DEFAULT_BREAKER_THRESHOLD
-                ): NumberSelector(
-                    NumberSelectorConfig(min=1, max=20, step=1, mode=NumberSelectorMode.BOX)
-                ),
-                probatio.Required(
-                    CONF_BREAKER_COOLDOWN, default=DEFAULT_BREAKER_COOLDOWN
-                ): NumberSelector(
-                    NumberSelectorConfig(
-                        min=10,
-                        max=3600,
-                        step=10,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
-                ),
+                **{
+                    probatio.Required(key, default=default): number_field(*CHAIN_RANGES[key])
+                    for key, default in CHAIN_DEFAULTS.items()
+                },
                 probatio.Optional(CONF_SPEAKER_BASE_URL): TextSelector(
                     TextSelectorConfig(type=TextSelectorType.URL)
                 ),

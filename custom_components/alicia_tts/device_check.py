@@ -32,7 +32,8 @@ import time
 from typing import Any, Final
 
 from .catalog import CatalogVoice
-from .engine import CHANNELS, SAMPLE_WIDTH, EngineBusyError, PiperEngine, SynthesisOptions
+from .engine import CHANNELS, SAMPLE_WIDTH, EngineBusyError, PiperEngine
+from .options import SynthesisOptions
 from .voices import VoiceInfo
 
 # The fixed sentences (English: a speed check, not a language check; every espeak-ng voice

@@ -13,13 +13,13 @@ from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 
 from .catalog import redact_url
-from .chain import LOCAL
 from .const import CONF_PIPER_APP_INSTALLED
 from .delivery import async_get_store
 from .engine_pool import engine_users
 from .espeak_setup import fetch_diagnostics
 from .measurements import async_get_check
 from .models import AliciaConfigEntry
+from .options import LOCAL
 
 
 def _redacted(values: Any) -> Any:

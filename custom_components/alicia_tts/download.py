@@ -34,6 +34,7 @@ import aiohttp
 
 from .catalog import CatalogFile, CatalogVoice, file_url, format_size, redact_url
 from .engine import VoiceLoadError, check_voice_files
+from .exceptions import CauseError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,23 +47,18 @@ SPACE_MARGIN: Final = 16 * 1024 * 1024
 STALE_PART_SECONDS: Final = 24 * 3600
 # Temp files from before this module was imported were made by an earlier process.
 PROCESS_STARTED: Final = time.time()
-CONNECT_TIMEOUT: Final = 30.0
-READ_TIMEOUT: Final = 60.0
+# No total limit (large voices on slow links), but a connection that stalls fails.
+HTTP_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=60.0)
 
 type Progress = Callable[[int, int], None]
 type RunBlocking = Callable[..., Awaitable[Any]]
 type Verify = Callable[[Path, Path], None]
 
 
-class DownloadError(Exception):
+class DownloadError(CauseError):
     """A download failed; ``key`` names the flow error, ``placeholders`` its details."""
 
     key = "download_failed"
-
-    def __init__(self, message: str, **placeholders: str) -> None:
-        """Keep the details the translated message shows."""
-        super().__init__(message)
-        self.placeholders: dict[str, str] = {"error": message, **placeholders}
 
 
 class HttpStatusError(DownloadError):
@@ -190,6 +186,38 @@ class _Part:
         self.path.unlink(missing_ok=True)
 
 
+def connection_detail(err: BaseException) -> str:
+    """What broke a connection, in words, with any credentials in URLs hidden."""
+    return redact_url(str(err) or type(err).__name__)
+
+
+async def write_batched(
+    response: aiohttp.ClientResponse,
+    write: Callable[[bytes], object],
+    run_blocking: RunBlocking,
+    on_bytes: Callable[[int], None],
+    check: Callable[[int], None],
+) -> None:
+    """Write the body of ``response`` in batches of about ``WRITE_BYTES`` (in ``run_blocking``).
+
+    ``check(received)`` sees the bytes received so far before each chunk is kept and may
+    refuse the file by raising; ``on_bytes`` counts each chunk for the progress.
+    """
+    pending: list[bytes] = []
+    pending_size = received = 0
+    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+        received += len(chunk)
+        check(received)
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= WRITE_BYTES:
+            await run_blocking(write, b"".join(pending))
+            pending, pending_size = [], 0
+        on_bytes(len(chunk))
+    if pending:
+        await run_blocking(write, b"".join(pending))
+
+
 async def _fetch(
     session: aiohttp.ClientSession,
     url: str,
@@ -199,13 +227,16 @@ async def _fetch(
 ) -> None:
     """Stream one file into its part, checking size on the way and MD5 at the end."""
     target = part.target
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-    )
-    pending: list[bytes] = []
-    pending_size = 0
+
+    def check(received: int) -> None:
+        if received > target.size:
+            raise VerificationError(
+                f"{target.name} is larger than the catalogue's {target.size} bytes",
+                file=target.name,
+            )
+
     try:
-        async with session.get(url, timeout=timeout) as response:
+        async with session.get(url, timeout=HTTP_TIMEOUT) as response:
             if response.status != 200:
                 raise HttpStatusError(
                     f"HTTP {response.status} for {redact_url(url)}",
@@ -213,31 +244,13 @@ async def _fetch(
                     url=redact_url(url),
                     file=target.name,
                 )
-            received = 0
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                received += len(chunk)
-                if received > target.size:
-                    raise VerificationError(
-                        f"{target.name} is larger than the catalogue's {target.size} bytes",
-                        file=target.name,
-                    )
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= WRITE_BYTES:
-                    await run_blocking(part.write, b"".join(pending))
-                    pending, pending_size = [], 0
-                on_bytes(len(chunk))
-    except (aiohttp.ClientError, TimeoutError) as err:
-        detail = str(err) or type(err).__name__
-        raise ConnectionFailedError(
-            f"{target.name}: {redact_url(detail)}", url=redact_url(url), file=target.name
-        ) from err
-    except OSError as err:
-        raise _storage_error(err, part.folder, target.size) from err
-    try:
-        if pending:
-            await run_blocking(part.write, b"".join(pending))
+            await write_batched(response, part.write, run_blocking, on_bytes, check)
         await run_blocking(part.finish)
+    except (aiohttp.ClientError, TimeoutError) as err:
+        detail = connection_detail(err)
+        raise ConnectionFailedError(
+            f"{target.name}: {detail}", url=redact_url(url), file=target.name
+        ) from err
     except OSError as err:
         raise _storage_error(err, part.folder, target.size) from err
     if part.size != target.size:

@@ -49,7 +49,8 @@ from .backends import (
     open_runner,
     open_session,
 )
-from .exceptions import TranslatedError
+from .exceptions import EngineError, InvalidRequestError
+from .options import SynthesisOptions
 from .phonemes import Phonemizer, phonemes_to_ids
 from .voice_model import TEXT, VoiceConfig, VoiceConfigError, model_inputs, text_phonemes, to_pcm
 from .voices import VoiceInfo
@@ -69,30 +70,6 @@ MAX_QUEUED_CHARS: Final = 10_000
 # A sentence longer than this is cut at a clause or word boundary (one inference each).
 MAX_SENTENCE_CHARS: Final = 400
 
-# Engine options (docs/options.md) with their allowed ranges.
-OPTION_RANGES: Final[dict[str, tuple[float, float]]] = {
-    "speed": (0.25, 4.0),
-    "noise_scale": (0.0, 1.5),
-    "noise_w_scale": (0.0, 1.5),
-    "gain": (0.1, 4.0),
-    "sentence_silence": (0.0, 2.0),
-    "leading_silence": (0.0, 2.0),
-    "trailing_silence": (0.0, 2.0),
-}
-ENGINE_OPTIONS: Final[tuple[str, ...]] = ("voice", "speaker", *OPTION_RANGES)
-
-
-class EngineError(TranslatedError):
-    """Base of the engine's typed errors."""
-
-    translation_key = "engine_error"
-
-
-class InvalidRequestError(EngineError):
-    """The caller asked for something impossible: nothing was synthesized."""
-
-    caller_error = True
-
 
 class PiperUnavailableError(EngineError):
     """No inference backend or no espeak-ng phonemizer can run on this platform."""
@@ -110,12 +87,6 @@ class UnknownSpeakerError(InvalidRequestError):
     """The requested speaker is not a speaker of the voice."""
 
     translation_key = "unknown_speaker"
-
-
-class InvalidOptionError(InvalidRequestError):
-    """An option has a wrong type or is out of its range."""
-
-    translation_key = "invalid_option"
 
 
 class InvalidMessageError(InvalidRequestError):
@@ -146,59 +117,6 @@ class SynthesisError(EngineError):
     """Piper failed while synthesizing."""
 
     translation_key = "synthesis_failed"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SynthesisOptions:
-    """Validated engine options for one request."""
-
-    voice: str | None = None
-    speaker: str | None = None
-    speed: float = 1.0
-    noise_scale: float | None = None
-    noise_w_scale: float | None = None
-    gain: float = 1.0
-    sentence_silence: float = 0.0
-    leading_silence: float = 0.0
-    trailing_silence: float = 0.0
-
-
-def parse_options(options: Mapping[str, Any]) -> SynthesisOptions:
-    """Validate the engine options in ``options``; other keys (playback, HA's) are ignored."""
-    values: dict[str, Any] = {}
-    for key, (low, high) in OPTION_RANGES.items():
-        raw = options.get(key)
-        if raw is None:
-            continue
-        if isinstance(raw, bool):
-            raise InvalidOptionError(
-                f"{key} must be a number", option=key, value=str(raw), min=str(low), max=str(high)
-            )
-        try:
-            value = float(raw)
-        except TypeError, ValueError:
-            raise InvalidOptionError(
-                f"{key} must be a number", option=key, value=str(raw), min=str(low), max=str(high)
-            ) from None
-        if not low <= value <= high:
-            raise InvalidOptionError(
-                f"{key}={value} is outside {low}..{high}",
-                option=key,
-                value=str(raw),
-                min=str(low),
-                max=str(high),
-            )
-        values[key] = value
-    for key in ("voice", "speaker"):
-        raw = options.get(key)
-        if raw is None or raw == "":
-            continue
-        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-            raise InvalidOptionError(
-                f"{key} must be a name", option=key, value=str(raw), min="", max=""
-            )
-        values[key] = str(raw)
-    return SynthesisOptions(**values)
 
 
 def _is_control(char: str) -> bool:
@@ -235,25 +153,24 @@ def validate_message(message: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
 
 def check_input(
     message: str | None,
-    options: Mapping[str, Any],
+    options: SynthesisOptions,
     voices: Mapping[str, VoiceInfo],
     default_voice: str,
     max_chars: int = MAX_MESSAGE_CHARS,
-) -> tuple[str | None, SynthesisOptions]:
-    """Validate a request's input without any engine: the cleaned message and the options.
+) -> str | None:
+    """Validate a request's input without any engine: the cleaned message (None: none given).
 
     The one check every entry point runs before any engine sees the text. A voice other than
     ``default_voice`` must be installed (``voices``); the default voice itself may be missing
     (then local Piper cannot speak, which is not the caller's mistake).
     """
-    parsed = parse_options(options)
     cleaned = None if message is None else validate_message(message, max_chars)
-    key = parsed.voice or default_voice
+    key = options.voice or default_voice
     if (info := voices.get(key)) is not None:
-        resolve_speaker_id(parsed.speaker, info)
+        resolve_speaker_id(options.speaker, info)
     elif key != default_voice:
         raise UnknownVoiceError(f"voice {key!r} is not installed", voice=key)
-    return cleaned, parsed
+    return cleaned
 
 
 def check_voice_files(model_path: Path, config_path: Path, backend: str | None = None) -> None:
@@ -463,16 +380,6 @@ class PiperEngine:
             return self._voices[key]
         except KeyError:
             raise UnknownVoiceError(f"voice {key!r} is not installed", voice=key) from None
-
-    def check_request(
-        self, message: str | None, options: Mapping[str, Any], default_voice: str
-    ) -> SynthesisOptions:
-        """Validate a request (message, options, voice, speaker) without synthesizing."""
-        parsed = parse_options(options)
-        if message is not None:
-            validate_message(message, self.max_message_chars)
-        resolve_speaker_id(parsed.speaker, self.voice_info(parsed.voice or default_voice))
-        return parsed
 
     @property
     def backend(self) -> str | None:

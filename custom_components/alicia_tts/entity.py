@@ -1,7 +1,12 @@
-"""Base entity for the chain's status entities."""
+"""The entities' shared parts: the device, the platforms' set-up, the chain status base."""
 
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .chain import EngineChain
 from .const import DOMAIN, NAME
@@ -17,6 +22,26 @@ def device_info(entry: AliciaConfigEntry) -> DeviceInfo:
         model="Piper (in-process)",
         entry_type=DeviceEntryType.SERVICE,
     )
+
+
+type EntitiesOf = Callable[[HomeAssistant, AliciaConfigEntry], Iterable[Entity]]
+type SetupEntry = Callable[
+    [HomeAssistant, AliciaConfigEntry, AddConfigEntryEntitiesCallback],
+    Coroutine[Any, Any, None],
+]
+
+
+def platform_setup(entities_of: EntitiesOf) -> SetupEntry:
+    """A platform's ``async_setup_entry``: it adds the entities ``entities_of`` makes."""
+
+    async def async_setup_entry(
+        hass: HomeAssistant,
+        entry: AliciaConfigEntry,
+        async_add_entities: AddConfigEntryEntitiesCallback,
+    ) -> None:
+        async_add_entities(list(entities_of(hass, entry)))
+
+    return async_setup_entry
 
 
 class AliciaChainEntity(Entity):
@@ -35,4 +60,4 @@ class AliciaChainEntity(Entity):
     async def async_added_to_hass(self) -> None:
         """Follow the chain's changes."""
         await super().async_added_to_hass()
-        self.async_on_remove(self._chain.async_add_listener(self.async_write_ha_state))
+        self.async_on_remove(self._chain.listeners.add(self.async_write_ha_state))

@@ -28,6 +28,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 import contextlib
+from enum import StrEnum
 import hashlib
 import importlib
 import logging
@@ -43,7 +44,8 @@ import aiohttp
 
 from .backends import BRIDGE, EMSCRIPTEN, WASI, EspeakAssets
 from .catalog import redact_url
-from .download import CHUNK_BYTES, CONNECT_TIMEOUT, PROCESS_STARTED, READ_TIMEOUT, WRITE_BYTES
+from .download import HTTP_TIMEOUT, PROCESS_STARTED, connection_detail, write_batched
+from .exceptions import CauseError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,9 +53,13 @@ _LOGGER = logging.getLogger(__name__)
 EMSCRIPTEN_MODULE: Final = "espeak-ng-emscripten.wasm"
 DATA_DIR: Final = "espeak-ng-data"
 
-# The parts that can be fetched.
-MODULE: Final = "module"
-DATA: Final = "data"
+
+class Part(StrEnum):
+    """The parts that can be fetched."""
+
+    MODULE = "module"
+    DATA = "data"
+
 
 # The npm package espeak-ng 1.0.2, as published (script/fetch_espeak_npm pins the same).
 MODULE_ASSET: Final = "espeak-ng-1.0.2.tgz"
@@ -81,15 +87,8 @@ type Progress = Callable[[int, int], None]
 type RunBlocking = Callable[..., Awaitable[Any]]
 
 
-class FetchError(Exception):
+class FetchError(CauseError):
     """Fetching espeak-ng failed; ``key`` names the cause, ``placeholders`` its details."""
-
-    key = "failed"
-
-    def __init__(self, message: str, **placeholders: str) -> None:
-        """Keep the details the translated messages show."""
-        super().__init__(message)
-        self.placeholders: dict[str, str] = {"error": message, **placeholders}
 
 
 class FetchConnectionError(FetchError):
@@ -137,20 +136,20 @@ def missing_parts(assets: EspeakAssets, *, bridge: bool, forced: str | None) -> 
         return ()
     parts: list[str] = []
     if assets.wasi_module is None and assets.emscripten_module is None:
-        parts.append(MODULE)
+        parts.append(Part.MODULE)
     if assets.data_dir is None:
-        parts.append(DATA)
+        parts.append(Part.DATA)
     return tuple(parts)
 
 
 def part_names(parts: tuple[str, ...]) -> str:
     """The installed names of ``parts``: ``espeak-ng-emscripten.wasm, espeak-ng-data/``."""
-    return ", ".join(EMSCRIPTEN_MODULE if part == MODULE else f"{DATA_DIR}/" for part in parts)
+    return ", ".join(EMSCRIPTEN_MODULE if part == Part.MODULE else f"{DATA_DIR}/" for part in parts)
 
 
 def asset_names(parts: tuple[str, ...]) -> str:
     """The release assets of ``parts``."""
-    return ", ".join(MODULE_ASSET if part == MODULE else DATA_ASSET for part in parts)
+    return ", ".join(MODULE_ASSET if part == Part.MODULE else DATA_ASSET for part in parts)
 
 
 def integrity(data_hash: hashlib._Hash) -> str:
@@ -168,10 +167,11 @@ def tree_digest(folder: Path) -> str:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
             lines.append((path.relative_to(folder).as_posix(), digest.hexdigest()))
-    return _digest_of(lines)
+    return digest_of(lines)
 
 
-def _digest_of(lines: list[tuple[str, str]]) -> str:
+def digest_of(lines: list[tuple[str, str]]) -> str:
+    """sha256 over ``<path> NUL <file sha256> LF`` per file, sorted by path: a tree's digest."""
     digest = hashlib.sha256()
     for path, file_digest in sorted(lines):
         digest.update(f"{path}\0{file_digest}\n".encode())
@@ -249,38 +249,28 @@ async def _download(
     on_size: Callable[[int], None],
 ) -> None:
     """Stream ``url`` into ``target``; raise FetchError on any failure."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-    )
     name = url.rsplit("/", 1)[-1]
-    pending: list[bytes] = []
-    pending_size = 0
+
+    def check(received: int) -> None:
+        if received > limit:
+            raise FetchVerificationError(
+                f"{name} is larger than {limit} bytes", url=redact_url(url)
+            )
+
     try:
         await run_blocking(target.open)
-        async with session.get(url, timeout=timeout) as response:
+        async with session.get(url, timeout=HTTP_TIMEOUT) as response:
             if response.status != 200:
                 raise FetchConnectionError(
                     f"HTTP {response.status} for {redact_url(url)}", url=redact_url(url)
                 )
             if response.content_length is not None:
                 on_size(response.content_length)
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                if target.size + pending_size + len(chunk) > limit:
-                    raise FetchVerificationError(
-                        f"{name} is larger than {limit} bytes", url=redact_url(url)
-                    )
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= WRITE_BYTES:
-                    await run_blocking(target.write, b"".join(pending))
-                    pending, pending_size = [], 0
-                on_bytes(len(chunk))
-            if pending:
-                await run_blocking(target.write, b"".join(pending))
+            await write_batched(response, target.write, run_blocking, on_bytes, check)
             await run_blocking(target.finish)
     except (aiohttp.ClientError, TimeoutError) as err:
-        detail = str(err) or type(err).__name__
-        raise FetchConnectionError(f"{name}: {redact_url(detail)}", url=redact_url(url)) from err
+        detail = connection_detail(err)
+        raise FetchConnectionError(f"{name}: {detail}", url=redact_url(url)) from err
     except OSError as err:
         raise _storage_error(err, target.path.parent) from err
 
@@ -344,7 +334,7 @@ def _unpack_data(archive_path: Path, out: Path) -> None:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise FetchVerificationError(f"{DATA_ASSET} cannot be unpacked: {err}") from err
-    if (digest := _digest_of(lines)) != DATA_TREE_DIGEST:
+    if (digest := digest_of(lines)) != DATA_TREE_DIGEST:
         raise FetchVerificationError(
             f"{DATA_ASSET} has tree digest {digest}, expected {DATA_TREE_DIGEST}"
         )
@@ -368,13 +358,13 @@ def _finish(staging: Path, dest: Path, downloads: dict[str, _Download]) -> None:
     try:
         staged = staging / "espeak"
         staged.mkdir()
-        if (module := downloads.get(MODULE)) is not None:
+        if (module := downloads.get(Part.MODULE)) is not None:
             if (got := integrity(module.digest)) != MODULE_INTEGRITY:
                 raise FetchVerificationError(
                     f"{MODULE_ASSET} has integrity {got}, expected {MODULE_INTEGRITY}"
                 )
             _unpack_module(module.path, staged / EMSCRIPTEN_MODULE)
-        if (data := downloads.get(DATA)) is not None:
+        if (data := downloads.get(Part.DATA)) is not None:
             _unpack_data(data.path, staged / DATA_DIR)
         _install(staged, dest)
     finally:
@@ -400,13 +390,13 @@ async def async_fetch_espeak(
     progress: Progress | None = None,
     run_blocking: RunBlocking = _run_in_thread,
 ) -> None:
-    """Fetch, verify and install ``parts`` (``MODULE``, ``DATA``) into ``dest``.
+    """Fetch, verify and install ``parts`` (``Part.MODULE``, ``Part.DATA``) into ``dest``.
 
     ``base_url`` is the release's download folder (:func:`release_url`). ``progress(done,
     total)`` is called as bytes arrive. Raises a FetchError subclass; nothing but verified
     files is ever left in ``dest``, and nothing at all of a fetch that failed.
     """
-    sizes = {MODULE: MODULE_SIZE, DATA: DATA_ARCHIVE_SIZE}
+    sizes: dict[str, int] = {Part.MODULE: MODULE_SIZE, Part.DATA: DATA_ARCHIVE_SIZE}
     expected = {part: sizes[part] for part in parts}
     done = 0
 
@@ -422,7 +412,7 @@ async def async_fetch_espeak(
         for part in parts:
             asset, digest, limit = (
                 (MODULE_ASSET, hashlib.sha512(), MODULE_SIZE)
-                if part == MODULE
+                if part == Part.MODULE
                 else (DATA_ASSET, hashlib.sha256(), DATA_ARCHIVE_MAX_BYTES)
             )
             target = downloads[part] = _Download(staging / asset, digest)

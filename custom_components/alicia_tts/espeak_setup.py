@@ -45,6 +45,7 @@ from .espeak_fetch import (
     release_url,
     remove_stale_staging,
 )
+from .listeners import cancel
 from .local_stack import ESPEAK_DIR, espeak_assets
 from .models import AliciaConfigEntry
 
@@ -226,9 +227,7 @@ class EspeakFetcher:
 
     @callback
     def _async_cancel_retry(self) -> None:
-        if self._retry is not None:
-            self._retry()
-            self._retry = None
+        self._retry = cancel(self._retry)
 
     @callback
     def async_unwatch(self, entry_id: str) -> None:

@@ -5,21 +5,15 @@ message text: Home Assistant logs the errors of a tts engine (and shows them to 
 an engine's error that quotes the message is scrubbed (:func:`chain.scrub`) before it is raised.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
-from .chain import (
-    ENGINE_CHOICES,
-    FALLBACK,
-    LOCAL,
-    ChainExhaustedError,
-    describe_error,
-    scrub,
-)
-from .const import CONF_ENGINE, DOMAIN
-from .engine import EngineError, InvalidRequestError, check_input
-from .exceptions import TranslatedError
+from .chain import ChainExhaustedError, describe_error, scrub
+from .const import DOMAIN
+from .engine import MAX_MESSAGE_CHARS, check_input
+from .exceptions import EngineError, InvalidRequestError, TranslatedError
+from .options import FALLBACK, LOCAL, Request
 
 if TYPE_CHECKING:
     from .models import AliciaData
@@ -93,37 +87,25 @@ def engine_failed(
     )
 
 
-def validate_request(data: AliciaData, message: str | None, options: dict[str, Any]) -> str | None:
-    """Check a request before any engine sees it; the cleaned message. Raises translated errors.
+def validate_request(data: AliciaData, message: str | None, request: Request) -> str | None:
+    """Check a parsed request before any engine sees it; the cleaned message (translated errors).
 
     The one validation of every entry point (``tts.speak``, ``alicia_tts.say``,
-    ``alicia_tts.audio_url``, HA's tts proxy and Assist through the entity): the ``engine``
-    choice, Piper's options, the message (empty, too long, control characters cleaned), the
-    voice and speaker, whichever engine will speak and whether or not local Piper loaded. Then,
-    when no engine can speak at all, the "no engine" error (never a silent success).
+    ``alicia_tts.audio_url``, HA's tts proxy and Assist through the entity), after
+    :func:`options.parse_request`: the message (empty, too long, control characters cleaned),
+    the voice and speaker, whichever engine will speak and whether or not local Piper loaded.
+    Then, when no engine can speak at all, the "no engine" error (never a silent success).
     """
-    if (choice := options.get(CONF_ENGINE)) is not None and choice not in ENGINE_CHOICES:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_playback_option",
-            translation_placeholders={
-                "option": CONF_ENGINE,
-                "value": str(choice),
-                "allowed": " | ".join(ENGINE_CHOICES),
-            },
-        )
     engine = data.engine
     voices = engine.voices if engine is not None else data.voices
+    limit = engine.max_message_chars if engine is not None else MAX_MESSAGE_CHARS
     try:
-        if engine is not None:
-            cleaned, _ = check_input(message, options, voices, data.voice, engine.max_message_chars)
-        else:
-            cleaned, _ = check_input(message, options, voices, data.voice)
+        cleaned = check_input(message, request.synthesis, voices, data.voice, limit)
     except EngineError as err:
         raise translated_error(err) from err
-    if engine is None and (not data.chain.fallbacks or choice == LOCAL):
+    if engine is None and (not data.chain.fallbacks or request.engine == LOCAL):
         raise local_unavailable(data)
-    if choice == FALLBACK and not data.chain.fallbacks:
+    if request.engine == FALLBACK and not data.chain.fallbacks:
         raise no_fallback_engine()
     return cleaned
 

@@ -42,8 +42,9 @@ from .device_check import (
     read_cpu_info,
     recommend,
 )
-from .engine import EngineError
 from .entity import device_info
+from .exceptions import EngineError
+from .listeners import Listeners
 from .models import AliciaConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
@@ -152,7 +153,8 @@ class DeviceCheck:
         self.status = PENDING if self.engine is not None else UNAVAILABLE
         self.error: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self._listeners: list[CALLBACK_TYPE] = []
+        # Called when the status or the measurement changes (its entities follow it).
+        self.listeners = Listeners()
         self._unsubs: list[CALLBACK_TYPE] = []
 
     @property
@@ -217,7 +219,7 @@ class DeviceCheck:
         assert engine is not None
         assert self.cpu is not None  # read in async_setup, before any measurement
         self.status, self.error = MEASURING, None
-        self._async_notify()
+        self.listeners.notify()
         quality = engine.voices[self.voice].quality if self.voice in engine.voices else None
         try:
             measurement = await async_measure(
@@ -226,7 +228,7 @@ class DeviceCheck:
         except EngineError as err:
             self.status, self.error = FAILED, str(err)
             _LOGGER.warning("Measuring the speed of voice %s failed: %s", self.voice, err)
-            self._async_notify()
+            self.listeners.notify()
             return
         await async_get_measurement_store(self.hass).async_put(measurement)
         self.measurement = measurement
@@ -240,7 +242,7 @@ class DeviceCheck:
             measurement.short.first_audio_seconds,
         )
         await self.async_update_issue()
-        self._async_notify()
+        self.listeners.notify()
 
     async def async_wait(self) -> None:
         """Wait for a running measurement (tests, the button)."""
@@ -287,22 +289,6 @@ class DeviceCheck:
             translation_placeholders=issue_placeholders(self.entry.title, measurement),
             data={"entry_id": self.entry.entry_id},
         )
-
-    @callback
-    def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call ``listener`` when the status or the measurement changes."""
-        self._listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            self._listeners.remove(listener)
-
-        return remove
-
-    @callback
-    def _async_notify(self) -> None:
-        for listener in list(self._listeners):
-            listener()
 
     @callback
     def async_unload(self) -> None:
@@ -384,4 +370,4 @@ class DeviceCheckEntity(Entity):
     async def async_added_to_hass(self) -> None:
         """Follow the check's changes."""
         await super().async_added_to_hass()
-        self.async_on_remove(self._check.async_add_listener(self.async_write_ha_state))
+        self.async_on_remove(self._check.listeners.add(self.async_write_ha_state))

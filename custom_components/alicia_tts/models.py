@@ -1,12 +1,16 @@
 """Runtime data of an Alicia TTS config entry."""
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 
 from .chain import EngineChain
 from .engine import PiperEngine
 from .voices import VoiceInfo
+
+if TYPE_CHECKING:
+    from .tts import AliciaTTSEntity
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,8 @@ class AliciaData:
     speaker_url: SpeakerUrl = field(default_factory=lambda: SpeakerUrl(None, "missing"))
     audio_format: str = "wav"
     chain: EngineChain
+    # The entry's tts entity while it is added to Home Assistant.
+    tts_entity: AliciaTTSEntity | None = None
 
 
 type AliciaConfigEntry = ConfigEntry[AliciaData]

@@ -357,6 +357,12 @@ def _register(*names: str) -> Callable[[Factory], Factory]:
     return deco
 
 
+def _register_each(make: Callable[[np.ufunc], Factory], ufuncs: Mapping[str, np.ufunc]) -> None:
+    """Register ``make(ufunc)`` as the factory of each op name of ``ufuncs``."""
+    for name, ufunc in ufuncs.items():
+        _register(name)(make(ufunc))
+
+
 def supported_ops() -> frozenset[str]:
     """Return the ONNX operator types this backend implements."""
     return frozenset(_OPS)
@@ -395,28 +401,23 @@ def _ints(value: Any) -> tuple[int, ...]:
     return tuple(arr.reshape(-1).tolist() if arr.ndim != 1 else arr.tolist())
 
 
-def _leaky(src: Array, alpha: float, dst: Array) -> None:
-    """``dst = src if src >= 0 else alpha * src`` (``dst`` must not be ``src``)."""
+def _leaky(src: Array, alpha: float, dst: Array, scratch: Array | None = None) -> None:
+    """``dst = src if src >= 0 else alpha * src``.
+
+    Without ``scratch``, ``dst`` (which must not be ``src``) holds ``alpha * src`` on the way;
+    in place (``dst`` is ``src``), ``scratch``, an array of the same shape, holds it.
+    """
     if alpha == 0.0:
         np.maximum(src, 0, out=dst)
-    elif 0.0 < alpha <= 1.0:
-        np.multiply(src, alpha, out=dst)
-        np.maximum(dst, src, out=dst)
-    else:
-        np.multiply(src, alpha, out=dst)
+        return
+    product = dst if scratch is None else scratch
+    np.multiply(src, alpha, out=product)
+    if 0.0 < alpha <= 1.0:
+        np.maximum(src, product, out=dst)
+    elif scratch is None:
         np.copyto(dst, src, where=src >= 0)
-
-
-def _leaky_inplace(x: Array, alpha: float, scratch: Array) -> None:
-    """In-place LeakyRelu of ``x`` using ``scratch`` (same shape) as temporary."""
-    if alpha == 0.0:
-        np.maximum(x, 0, out=x)
-    elif 0.0 < alpha <= 1.0:
-        np.multiply(x, alpha, out=scratch)
-        np.maximum(x, scratch, out=x)
     else:
-        np.multiply(x, alpha, out=scratch)
-        np.copyto(x, scratch, where=x < 0)
+        np.copyto(dst, product, where=src < 0)
 
 
 def _sigmoid_inplace(x: Array) -> None:
@@ -498,9 +499,7 @@ def _binary_factory(ufunc: np.ufunc) -> Factory:
     return factory
 
 
-_register("Add")(_binary_factory(np.add))
-_register("Sub")(_binary_factory(np.subtract))
-_register("Mul")(_binary_factory(np.multiply))
+_register_each(_binary_factory, {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply})
 
 
 def _int_div(a: Array, b: Array) -> Array:
@@ -567,18 +566,19 @@ def _plain(func: Handler) -> Factory:
     return factory
 
 
-_LOGIC: Final[tuple[tuple[str, np.ufunc], ...]] = (
-    ("Equal", np.equal),
-    ("Less", np.less),
-    ("LessOrEqual", np.less_equal),
-    ("Greater", np.greater),
-    ("GreaterOrEqual", np.greater_equal),
-    ("And", np.logical_and),
-    ("Or", np.logical_or),
-    ("Xor", np.logical_xor),
+_register_each(
+    _plain,
+    {
+        "Equal": np.equal,
+        "Less": np.less,
+        "LessOrEqual": np.less_equal,
+        "Greater": np.greater,
+        "GreaterOrEqual": np.greater_equal,
+        "And": np.logical_and,
+        "Or": np.logical_or,
+        "Xor": np.logical_xor,
+    },
 )
-for _op_name, _logic_ufunc in _LOGIC:
-    _register(_op_name)(_plain(_logic_ufunc))
 
 
 def _variadic(ufunc: np.ufunc, mean: bool = False) -> Factory:
@@ -619,34 +619,41 @@ def _unary_factory(ufunc: np.ufunc) -> Factory:
     return factory
 
 
-_UNARY: Final[tuple[tuple[str, np.ufunc], ...]] = (
-    ("Neg", np.negative),
-    ("Abs", np.absolute),
-    ("Exp", np.exp),
-    ("Log", np.log),
-    ("Sqrt", np.sqrt),
-    ("Reciprocal", np.reciprocal),
-    ("Tanh", np.tanh),
-    ("Ceil", np.ceil),
-    ("Floor", np.floor),
-    ("Round", np.rint),
-    ("Not", np.logical_not),
+_register_each(
+    _unary_factory,
+    {
+        "Neg": np.negative,
+        "Abs": np.absolute,
+        "Exp": np.exp,
+        "Log": np.log,
+        "Sqrt": np.sqrt,
+        "Reciprocal": np.reciprocal,
+        "Tanh": np.tanh,
+        "Ceil": np.ceil,
+        "Floor": np.floor,
+        "Round": np.rint,
+        "Not": np.logical_not,
+    },
 )
-for _op_name, _unary_ufunc in _UNARY:
-    _register(_op_name)(_unary_factory(_unary_ufunc))
 
 
-@_register("Relu")
-def _relu(ctx: _Ctx) -> Handler:
-    donate = ctx.donate[0]
+def _against_zero(ufunc: np.ufunc) -> Factory:
+    """A factory for ``ufunc(x, 0)`` (0 of x's dtype), written into ``x`` when it is donated."""
 
-    def run(x: Array) -> Any:
-        zero = x.dtype.type(0)
-        if donate and x.flags.writeable:
-            return np.maximum(x, zero, out=x)
-        return np.maximum(x, zero)
+    def factory(ctx: _Ctx) -> Handler:
+        donate = ctx.donate[0]
 
-    return run
+        def run(x: Array) -> Any:
+            zero = x.dtype.type(0)
+            return ufunc(x, zero, out=x if donate and x.flags.writeable else None)
+
+        return run
+
+    return factory
+
+
+_register("Relu")(_against_zero(np.maximum))
+_register("Softplus")(_against_zero(np.logaddexp))  # log(1 + exp(x))
 
 
 @_register("LeakyRelu")
@@ -657,7 +664,7 @@ def _leaky_relu(ctx: _Ctx) -> Handler:
     def run(x: Array) -> Array:
         scratch = np.empty_like(x)
         if donate and x.flags.writeable:
-            _leaky_inplace(x, alpha, scratch)
+            _leaky(x, alpha, x, scratch)
             return x
         _leaky(x, alpha, scratch)
         return scratch
@@ -677,20 +684,7 @@ def _sigmoid(ctx: _Ctx) -> Handler:
     return run
 
 
-@_register("Softplus")
-def _softplus(ctx: _Ctx) -> Handler:
-    donate = ctx.donate[0]
-
-    def run(x: Array) -> Any:
-        zero = x.dtype.type(0)
-        return np.logaddexp(x, zero, out=x if donate and x.flags.writeable else None)
-
-    return run
-
-
-@_register("Erf")
-def _erf(_ctx: _Ctx) -> Handler:
-    return erf
+_register("Erf")(_plain(erf))
 
 
 @_register("Clip")
@@ -714,9 +708,7 @@ def _clip(ctx: _Ctx) -> Handler:
     return run
 
 
-@_register("Where")
-def _where(_ctx: _Ctx) -> Handler:
-    return np.where
+_register("Where")(_plain(np.where))
 
 
 @_register("Cast")
@@ -740,9 +732,7 @@ def _cast_like(_ctx: _Ctx) -> Handler:
     return run
 
 
-@_register("Identity")
-def _identity(_ctx: _Ctx) -> Handler:
-    return _arr
+_register("Identity")(_plain(_arr))
 
 
 @_register("Dropout")
@@ -968,13 +958,8 @@ def _slice(ctx: _Ctx) -> Handler:
         ctx.drop.update({1, 2, 3, 4})
         return run_static
 
-    def run(
-        x: Array,
-        starts: Array,
-        ends: Array,
-        axes: Array | None = None,
-        steps: Array | None = None,
-    ) -> Array:
+    def run(x: Array, starts: Array, ends: Array, *optional: Array | None) -> Array:
+        axes, steps = (*optional, None, None)[:2]  # both inputs may be left out
         st = _ints(starts)
         ax = _ints(axes) if axes is not None else tuple(range(len(st)))
         sp = _ints(steps) if steps is not None else (1,) * len(st)
@@ -1036,17 +1021,15 @@ def _scatter_target(ctx: _Ctx, data: Array) -> Array:
     return np.array(data, copy=True)
 
 
-@_register("ScatterElements")
-def _scatter_elements(ctx: _Ctx) -> Handler:
-    axis = ctx.node.get_int("axis", 0)
+def _scatter(ctx: _Ctx, index_of: Callable[[Array, Array], tuple[Array, ...]]) -> Handler:
+    """A Scatter op: ``updates`` written (or reduced) into ``data`` at ``index_of(data, ...)``."""
     reduction = ctx.node.get_string("reduction", "none")
     if reduction != "none" and reduction not in _SCATTER_UFUNCS:
         raise ctx.unsupported(f"reduction {reduction!r}")
 
     def run(data: Array, indices: Array, updates: Array) -> Array:
         out = _scatter_target(ctx, data)
-        a = _axis(axis, out.ndim)
-        index = _element_index(indices, a, out.shape[a])
+        index = index_of(out, indices)
         if reduction == "none":
             out[index] = updates
         else:
@@ -1054,6 +1037,17 @@ def _scatter_elements(ctx: _Ctx) -> Handler:
         return out
 
     return run
+
+
+@_register("ScatterElements")
+def _scatter_elements(ctx: _Ctx) -> Handler:
+    axis = ctx.node.get_int("axis", 0)
+
+    def index_of(data: Array, indices: Array) -> tuple[Array, ...]:
+        a = _axis(axis, data.ndim)
+        return _element_index(indices, a, data.shape[a])
+
+    return _scatter(ctx, index_of)
 
 
 @_register("GatherND")
@@ -1080,20 +1074,7 @@ def _gather_nd(ctx: _Ctx) -> Handler:
 
 @_register("ScatterND")
 def _scatter_nd(ctx: _Ctx) -> Handler:
-    reduction = ctx.node.get_string("reduction", "none")
-    if reduction != "none" and reduction not in _SCATTER_UFUNCS:
-        raise ctx.unsupported(f"reduction {reduction!r}")
-
-    def run(data: Array, indices: Array, updates: Array) -> Array:
-        out = _scatter_target(ctx, data)
-        index = tuple(np.moveaxis(indices, -1, 0))
-        if reduction == "none":
-            out[index] = updates
-        else:
-            _SCATTER_UFUNCS[reduction].at(out, index, updates)
-        return out
-
-    return run
+    return _scatter(ctx, lambda _data, indices: tuple(np.moveaxis(indices, -1, 0)))
 
 
 @_register("Expand")
@@ -1315,9 +1296,7 @@ def _softmax(ctx: _Ctx) -> Handler:
 # -- linear algebra --------------------------------------------------------------------------------
 
 
-@_register("MatMul")
-def _matmul(_ctx: _Ctx) -> Handler:
-    return np.matmul
+_register("MatMul")(_plain(np.matmul))
 
 
 @_register("Gemm")
@@ -1375,8 +1354,15 @@ class _EpilogueRun:
                 self.operands.append(None)
             self.block_ops.append(op)
 
-    def apply(self, block: Array, batch: int, t0: int, t1: int, scratch: Array) -> None:
-        """Apply the fused ops to output rows [t0, t1) of batch item ``batch`` (time-major)."""
+    def apply(
+        self, block: Array, batch: int, t0: int, t1: int, scratch: Array, bias: Array | None = None
+    ) -> None:
+        """Add ``bias``, then apply the fused ops to output rows [t0, t1) of item ``batch``.
+
+        ``block`` is time-major; ``scratch`` has at least its shape.
+        """
+        if bias is not None:
+            block += bias
         for op, operand in zip(self.block_ops, self.operands, strict=True):
             name = op.op
             if operand is not None:
@@ -1393,7 +1379,7 @@ class _EpilogueRun:
             elif name == "Relu":
                 np.maximum(block, 0, out=block)
             else:  # LeakyRelu
-                _leaky_inplace(block, op.alpha, scratch[: block.shape[0]])
+                _leaky(block, op.alpha, block, scratch[: block.shape[0]])
 
     def finish(self, y: Array, extras: Sequence[Array]) -> Array:
         """Apply the unfused remainder to the logical (N, C, T) result."""
@@ -1487,6 +1473,35 @@ def _fill_window(window: Array, xt: Array, lo: int, hi: int, alpha: float | None
         _leaky(xt[a:e], alpha, dst)
 
 
+class _InputWindows:
+    """Row ranges of a time-major input as a convolution reads them (see :func:`_fill_window`).
+
+    A range inside the input is a view of it when no activation is fused; any other is filled
+    into a buffer of ``span`` rows, allocated at the first need and reused.
+    """
+
+    __slots__ = ("alpha", "buf", "direct", "dtype", "span", "xt")
+
+    def __init__(self, xt: Array, alpha: float | None, span: int, dtype: np.dtype[Any]) -> None:
+        self.xt = xt
+        self.alpha = alpha
+        self.direct = alpha is None and xt.flags.c_contiguous
+        self.span = span
+        self.dtype = dtype
+        self.buf: Array | None = None
+
+    def rows(self, lo: int, hi: int) -> Array:
+        """Input rows [lo, hi) (at most ``span``)."""
+        xt = self.xt
+        if self.direct and lo >= 0 and hi <= xt.shape[0]:
+            return xt[lo:hi]
+        if self.buf is None:
+            self.buf = np.empty((self.span, xt.shape[1]), dtype=self.dtype)
+        window = self.buf[: hi - lo]
+        _fill_window(window, xt, lo, hi, self.alpha)
+        return window
+
+
 def _time_major(x: Array, batch: int) -> Array:
     """The (T, C) time-major view of batch item ``batch`` of a logical (N, C, T) array."""
     return _arr(x[batch].T)
@@ -1528,27 +1543,29 @@ class _ConvWeights:
         self.bias = None if b is None else np.array(b, dtype=self.dtype).reshape(-1)
 
 
-def _conv_1d_attributes(ctx: _Ctx, what: str) -> tuple[int, int, int]:
-    """Group, stride and dilation of a 1-D (transposed) convolution node; other ranks refused."""
-    node = ctx.node
-    strides = node.get_ints("strides") or (1,)
-    dilations = node.get_ints("dilations") or (1,)
-    if len(strides) != 1 or len(dilations) != 1:
-        raise ctx.unsupported(f"only 1-D {what} are supported")
-    return node.get_int("group", 1), strides[0], dilations[0]
+class _Conv1d:
+    """What both 1-D convolution kernels keep of their node and its fused neighbours."""
 
-
-class _ConvKernel:
-    """A prepared 1-D Conv node (with optional fused input activation and output epilogue)."""
-
-    def __init__(self, ctx: _Ctx) -> None:
+    def __init__(self, ctx: _Ctx, what: str) -> None:
+        """Read group, stride and dilation (``what`` names the op if they are not 1-D)."""
         node = ctx.node
+        strides = node.get_ints("strides") or (1,)
+        dilations = node.get_ints("dilations") or (1,)
+        if len(strides) != 1 or len(dilations) != 1:
+            raise ctx.unsupported(f"only 1-D {what} are supported")
         self.node = node
         self.pool = ctx.pool
         self.pre_alpha = ctx.pre_alpha
-        self.extra_pads = ctx.extra_pads
         self.epilogue = tuple(ctx.epilogue)
-        self.group, self.stride, self.dilation = _conv_1d_attributes(ctx, "convolutions")
+        self.group, self.stride, self.dilation = node.get_int("group", 1), strides[0], dilations[0]
+
+
+class _ConvKernel(_Conv1d):
+    """A prepared 1-D Conv node (with optional fused input activation and output epilogue)."""
+
+    def __init__(self, ctx: _Ctx) -> None:
+        super().__init__(ctx, "convolutions")
+        self.extra_pads = ctx.extra_pads
         w = ctx.const(1)
         self.weights: _ConvWeights | None = None
         if w is not None and (not ctx.has_input(2) or ctx.const(2) is not None):
@@ -1618,34 +1635,29 @@ class _ConvKernel:
     ) -> None:
         """Compute output rows [r0, r1) of one batch item, about ``nb`` rows per GEMM."""
         nb = -(-(r1 - r0) // -(-(r1 - r0) // nb))  # equal blocks: no small ragged last one
-        if weights.shift is not None:
-            self._shift_rows(xt, out, weights, pl, r0, r1, nb, epi, bi)
-            return
-        length, c_in = xt.shape
-        k, s, d, cpg, opg = weights.k, self.stride, self.dilation, weights.cpg, weights.opg
-        alpha = self.pre_alpha
-        dtype = weights.dtype
-        span = (nb - 1) * s + (k - 1) * d + 1
-        direct_ok = alpha is None and xt.flags.c_contiguous
-        window_buf: Array | None = None
-        needs_cols = not (k == 1 and s == 1 and weights.group == 1)
-        cols_buf = np.empty((nb, k * cpg), dtype=dtype) if needs_cols else None
-        scratch = np.empty((nb, weights.c_out), dtype=dtype)
-        bias = weights.bias
-        item = dtype.itemsize
+        k, s, d = weights.k, self.stride, self.dilation
+        windows = _InputWindows(xt, self.pre_alpha, (nb - 1) * s + (k - 1) * d + 1, weights.dtype)
+        compute = (
+            self._im2col_blocks(weights, nb)
+            if weights.shift is None
+            else self._shift_blocks(weights, nb)
+        )
+        scratch = np.empty((nb, weights.c_out), dtype=weights.dtype)
         for t0 in range(r0, r1, nb):
             t1 = min(t0 + nb, r1)
-            rows = t1 - t0
-            lo = t0 * s - pl
-            hi = (t1 - 1) * s - pl + (k - 1) * d + 1
-            if direct_ok and lo >= 0 and hi <= length:
-                window = xt[lo:hi]
-            else:
-                if window_buf is None:
-                    window_buf = np.empty((span, c_in), dtype=dtype)
-                window = window_buf[: hi - lo]
-                _fill_window(window, xt, lo, hi, alpha)
             block = out[t0:t1]
+            compute(windows.rows(t0 * s - pl, (t1 - 1) * s - pl + (k - 1) * d + 1), block)
+            epi.apply(block, bi, t0, t1, scratch, weights.bias)
+
+    def _im2col_blocks(self, weights: _ConvWeights, nb: int) -> Callable[[Array, Array], None]:
+        """``block = conv(window)``: per group, one GEMM over the window's im2col copy."""
+        k, s, d, cpg, opg = weights.k, self.stride, self.dilation, weights.cpg, weights.opg
+        needs_cols = not (k == 1 and s == 1 and weights.group == 1)
+        cols_buf = np.empty((nb, k * cpg), dtype=weights.dtype) if needs_cols else None
+        item = weights.dtype.itemsize
+
+        def compute(window: Array, block: Array) -> None:
+            rows = block.shape[0]
             row_stride = window.strides[0]
             for g in range(weights.group):
                 if cols_buf is None:
@@ -1661,58 +1673,29 @@ class _ConvKernel:
                     np.copyto(cols.reshape(rows, k, cpg), view)
                 target = block if weights.group == 1 else block[:, g * opg : (g + 1) * opg]
                 _matmul_into(cols, weights.mats[g], target)
-            if bias is not None:
-                block += bias
-            epi.apply(block, bi, t0, t1, scratch)
 
-    def _shift_rows(
-        self,
-        xt: Array,
-        out: Array,
-        weights: _ConvWeights,
-        pl: int,
-        r0: int,
-        r1: int,
-        nb: int,
-        epi: _EpilogueRun,
-        bi: int,
-    ) -> None:
-        """Few output channels: one GEMM gives every tap's output, then shifted sums.
+        return compute
+
+    def _shift_blocks(self, weights: _ConvWeights, nb: int) -> Callable[[Array, Array], None]:
+        """Few output channels (stride 1): one GEMM gives every tap's output, then shifted sums.
 
         ``y = window @ W`` has a (tap, channel) column per tap, and output row ``t`` is the sum
         over taps ``j`` of ``y[t + j d, j]``: no im2col copy of the (wide) input.
         """
-        assert weights.shift is not None
-        length, c_in = xt.shape
+        shift = weights.shift
+        assert shift is not None
         k, d, c_out = weights.k, self.dilation, weights.c_out
-        alpha = self.pre_alpha
-        dtype = weights.dtype
-        span = nb + (k - 1) * d
-        direct_ok = alpha is None and xt.flags.c_contiguous
-        window_buf: Array | None = None
-        taps_buf = np.empty((span, k * c_out), dtype=dtype)
-        scratch = np.empty((nb, c_out), dtype=dtype)
-        for t0 in range(r0, r1, nb):
-            t1 = min(t0 + nb, r1)
-            rows = t1 - t0
-            lo = t0 - pl
-            hi = t1 - 1 - pl + (k - 1) * d + 1
-            if direct_ok and lo >= 0 and hi <= length:
-                window = xt[lo:hi]
-            else:
-                if window_buf is None:
-                    window_buf = np.empty((span, c_in), dtype=dtype)
-                window = window_buf[: hi - lo]
-                _fill_window(window, xt, lo, hi, alpha)
-            taps = taps_buf[: hi - lo]
-            np.matmul(window, weights.shift, out=taps)
-            block = out[t0:t1]
+        taps_buf = np.empty((nb + (k - 1) * d, k * c_out), dtype=weights.dtype)
+
+        def compute(window: Array, block: Array) -> None:
+            rows = block.shape[0]
+            taps = taps_buf[: window.shape[0]]
+            np.matmul(window, shift, out=taps)
             np.copyto(block, taps[0:rows, 0:c_out])
             for j in range(1, k):
                 block += taps[j * d : j * d + rows, j * c_out : (j + 1) * c_out]
-            if weights.bias is not None:
-                block += weights.bias
-            epi.apply(block, bi, t0, t1, scratch)
+
+        return compute
 
     def _depthwise(
         self,
@@ -1739,9 +1722,7 @@ class _ConvKernel:
         for j in range(1, weights.k):
             np.multiply(padded[j * d : j * d + stop : s], weights.depthwise[j], out=tmp)
             out += tmp
-        if weights.bias is not None:
-            out += weights.bias
-        epi.apply(out, bi, 0, l_out, tmp)
+        epi.apply(out, bi, 0, l_out, tmp, weights.bias)
 
 
 def _bind_rows(func: Callable[..., None], *args: Any) -> Callable[[], None]:
@@ -1797,16 +1778,12 @@ class _ConvTransposeWeights:
         self.highest = max(g[2] + g[3] - 1 for g in self.groups)
 
 
-class _ConvTransposeKernel:
+class _ConvTransposeKernel(_Conv1d):
     """A prepared 1-D ConvTranspose node."""
 
     def __init__(self, ctx: _Ctx) -> None:
+        super().__init__(ctx, "transposed convolutions")
         node = ctx.node
-        self.node = node
-        self.pool = ctx.pool
-        self.pre_alpha = ctx.pre_alpha
-        self.epilogue = tuple(ctx.epilogue)
-        self.group, self.stride, self.dilation = _conv_1d_attributes(ctx, "transposed convolutions")
         self.output_padding = (node.get_ints("output_padding") or (0,))[0]
         self.output_shape = node.get_ints("output_shape")
         self.auto_pad = node.get_string("auto_pad", "NOTSET")
@@ -1913,7 +1890,7 @@ class _ConvTransposeKernel:
         epi: _EpilogueRun,
         bi: int,
     ) -> None:
-        length, c_in = xt.shape
+        c_in = xt.shape[1]
         s = self.stride
         c_out = poly.c_out
         alpha = self.pre_alpha
@@ -1921,21 +1898,14 @@ class _ConvTransposeKernel:
         item = dtype.itemsize
         out2d = out.reshape(-1, s * c_out)
         lowest, highest = poly.lowest, poly.highest
-        window_buf = np.empty((nb + highest - lowest, c_in), dtype=dtype)
+        windows = _InputWindows(xt, alpha, nb + highest - lowest, dtype)
         max_taps = max(g[3] for g in poly.groups)
         cols_buf = np.empty((nb, max_taps * c_in), dtype=dtype)
         scratch = np.empty((nb * s, c_out), dtype=dtype)
-        direct_ok = alpha is None and xt.flags.c_contiguous
         for t0 in range(q0, q1, nb):
             t1 = min(t0 + nb, q1)
             rows = t1 - t0
-            lo = t0 + lowest
-            hi = t1 - 1 + highest + 1
-            if direct_ok and lo >= 0 and hi <= length:
-                window = xt[lo:hi]
-            else:
-                window = window_buf[: hi - lo]
-                _fill_window(window, xt, lo, hi, alpha)
+            window = windows.rows(t0 + lowest, t1 - 1 + highest + 1)
             row_stride = window.strides[0]
             block = out2d[t0:t1]
             for r_lo, r_hi, shift, taps, mat in poly.groups:
@@ -1955,10 +1925,7 @@ class _ConvTransposeKernel:
             r_start = t0 * s
             r_end = min(t1 * s, l_out)
             if r_end > r_start:
-                rows_view = out[r_start:r_end]
-                if poly.bias is not None:
-                    rows_view += poly.bias
-                epi.apply(rows_view, bi, r_start, r_end, scratch)
+                epi.apply(out[r_start:r_end], bi, r_start, r_end, scratch, poly.bias)
 
     def _generic(
         self,
@@ -2239,54 +2206,62 @@ class _Compiler:
 
     def _fuse_pads(self, nodes: list[_PNode]) -> None:
         """Fold zero padding of the time axis into the padding of the Conv nodes reading it."""
-        consumers = self._consumers(nodes)
-        outputs = set(self.output_names)
-        removed: set[int] = set()
-        for pnode in nodes:
-            if pnode.op != "Pad" or pnode.outputs[0] in outputs:
-                continue
-            extra = self._time_pads(pnode)
-            users = consumers.get(pnode.outputs[0], [])
-            if extra is None or not users:
-                continue
-            if not all(
-                u.op == "Conv"
-                and i == 0
-                and u.extra_pads == (0, 0)
-                and u.node.get_string("auto_pad", "NOTSET") in ("NOTSET", "")
-                and u.inputs.count(u.inputs[0]) == 1
-                for u, i in users
-            ):
-                continue
-            for user, _ in users:
-                user.inputs[0] = pnode.inputs[0]
-                user.extra_pads = extra
-                user.before.insert(0, pnode.node.name)
-            removed.add(id(pnode))
-        nodes[:] = [n for n in nodes if id(n) not in removed]
+
+        def takes(conv: _PNode) -> bool:
+            if conv.op != "Conv":
+                return False
+            return conv.node.get_string("auto_pad", "NOTSET") in ("NOTSET", "")
+
+        def give(conv: _PNode, extra: tuple[int, int]) -> None:
+            conv.extra_pads = extra
+
+        self._fold_into_convs(
+            nodes, lambda pad: self._time_pads(pad) if pad.op == "Pad" else None, takes, give
+        )
 
     def _fuse_activations(self, nodes: list[_PNode]) -> None:
         """Fold LeakyRelu/Relu into the input windows of the convolutions that read them."""
+
+        def alpha(act: _PNode) -> float | None:
+            if act.op == "Relu":
+                return 0.0
+            return act.node.get_float("alpha", 0.01) if act.op == "LeakyRelu" else None
+
+        def give(conv: _PNode, value: float) -> None:
+            conv.pre_alpha = value
+
+        self._fold_into_convs(
+            nodes, alpha, lambda conv: conv.op in _CONV_OPS and conv.pre_alpha is None, give
+        )
+
+    def _fold_into_convs[T](
+        self,
+        nodes: list[_PNode],
+        value_of: Callable[[_PNode], T | None],
+        takes: Callable[[_PNode], bool],
+        give: Callable[[_PNode, T], None],
+    ) -> None:
+        """Remove each node with a ``value_of`` whose output only convolutions read.
+
+        Each such reader must read it once, as its data input (index 0), with no padding folded
+        in yet, and be one that it ``takes``; it then reads the node's input and is given the
+        value. A graph output stays.
+        """
         consumers = self._consumers(nodes)
         outputs = set(self.output_names)
         removed: set[int] = set()
         for pnode in nodes:
-            if pnode.op not in ("LeakyRelu", "Relu") or pnode.outputs[0] in outputs:
+            if pnode.outputs[0] in outputs or (value := value_of(pnode)) is None:
                 continue
             users = consumers.get(pnode.outputs[0], [])
             if not users or not all(
-                u.op in _CONV_OPS
-                and i == 0
-                and u.pre_alpha is None
-                and u.extra_pads == (0, 0)
-                and u.inputs.count(u.inputs[0]) == 1
+                i == 0 and u.extra_pads == (0, 0) and u.inputs.count(u.inputs[0]) == 1 and takes(u)
                 for u, i in users
             ):
                 continue
-            alpha = pnode.node.get_float("alpha", 0.01) if pnode.op == "LeakyRelu" else 0.0
             for user, _ in users:
                 user.inputs[0] = pnode.inputs[0]
-                user.pre_alpha = alpha
+                give(user, value)
                 user.before.insert(0, pnode.node.name)
             removed.add(id(pnode))
         nodes[:] = [n for n in nodes if id(n) not in removed]

@@ -375,6 +375,18 @@ class _Wire:
         return np.frombuffer(self.view, dtype=dtype, count=(b - a) // itemsize, offset=a)
 
 
+@dataclass(slots=True)
+class _TypedData:
+    """A ``TensorProto``'s values stored in its typed repeated fields (not ``raw_data``)."""
+
+    float_data: list[npt.NDArray[Any]] = field(default_factory=list)
+    double_data: list[npt.NDArray[Any]] = field(default_factory=list)
+    int32_data: list[int] = field(default_factory=list)
+    int64_data: list[int] = field(default_factory=list)
+    uint64_data: list[int] = field(default_factory=list)
+    string_data: list[bytes] = field(default_factory=list)
+
+
 def _signed64(value: int) -> int:
     """Interpret a decoded varint as a two's-complement int64 (int32 fields sign-extend too)."""
     return value - (1 << 64) if value >= 1 << 63 else value
@@ -416,6 +428,16 @@ class _Parser:
         else:
             raise OnnxFormatError(f"repeated fixed-width field has wire type {wire}")
 
+    def _string(self, wire: int, a: int, b: int, what: str) -> str:
+        """A string field's value (``what`` names the field in a wire type error)."""
+        _expect(wire, _LEN, what)
+        return self.w.string(a, b)
+
+    def _bytes(self, wire: int, a: int, b: int, what: str) -> bytes:
+        """A bytes field's value (``what`` names the field in a wire type error)."""
+        _expect(wire, _LEN, what)
+        return bytes(self.w.view[a:b])
+
     # -- messages --
 
     def model(self) -> Model:
@@ -432,8 +454,7 @@ class _Parser:
                 _expect(wire, _VARINT, "ModelProto.ir_version")
                 ir_version = _signed64(a)
             elif number in strings:
-                _expect(wire, _LEN, "ModelProto string")
-                strings[number] = w.string(a, b)
+                strings[number] = self._string(wire, a, b, "ModelProto string")
             elif number == 5:
                 _expect(wire, _VARINT, "ModelProto.model_version")
                 model_version = _signed64(a)
@@ -467,8 +488,7 @@ class _Parser:
         version = 0
         for number, wire, a, b in self.w.fields(start, end):
             if number == 1:
-                _expect(wire, _LEN, "OperatorSetIdProto.domain")
-                domain = self.w.string(a, b)
+                domain = self._string(wire, a, b, "OperatorSetIdProto.domain")
             elif number == 2:
                 _expect(wire, _VARINT, "OperatorSetIdProto.version")
                 version = _signed64(a)
@@ -574,11 +594,9 @@ class _Parser:
         seen_other = False
         for number, wire, a, b in w.fields(start, end):
             if number == 1:
-                _expect(wire, _LEN, "AttributeProto.name")
-                name = w.string(a, b)
+                name = self._string(wire, a, b, "AttributeProto.name")
             elif number == 21:
-                _expect(wire, _LEN, "AttributeProto.ref_attr_name")
-                ref = w.string(a, b)
+                ref = self._string(wire, a, b, "AttributeProto.ref_attr_name")
             elif number == 20:
                 _expect(wire, _VARINT, "AttributeProto.type")
                 try:
@@ -592,8 +610,7 @@ class _Parser:
                 _expect(wire, _VARINT, "AttributeProto.i")
                 i = _signed64(a)
             elif number == 4:
-                _expect(wire, _LEN, "AttributeProto.s")
-                s = bytes(w.view[a:b])
+                s = self._bytes(wire, a, b, "AttributeProto.s")
             elif number == 5:
                 _expect(wire, _LEN, "AttributeProto.t")
                 t = self.tensor(a, b)
@@ -605,8 +622,7 @@ class _Parser:
             elif number == 8:
                 self._ints(wire, a, b, ints)
             elif number == 9:
-                _expect(wire, _LEN, "AttributeProto.strings")
-                strings.append(bytes(w.view[a:b]))
+                strings.append(self._bytes(wire, a, b, "AttributeProto.strings"))
             elif number == 10:
                 _expect(wire, _LEN, "AttributeProto.tensors")
                 tensors.append(self.tensor(a, b))
@@ -672,8 +688,7 @@ class _Parser:
         shape: tuple[Dim, ...] | None = None
         for number, wire, a, b in self.w.fields(start, end):
             if number == 1:
-                _expect(wire, _LEN, "ValueInfoProto.name")
-                name = self.w.string(a, b)
+                name = self._string(wire, a, b, "ValueInfoProto.name")
             elif number == 2:
                 _expect(wire, _LEN, "ValueInfoProto.type")
                 elem_type, shape = self.type_proto(a, b)
@@ -718,12 +733,7 @@ class _Parser:
         data_type = 0
         name = ""
         raw: tuple[int, int] | None = None
-        float_data: list[npt.NDArray[Any]] = []
-        double_data: list[npt.NDArray[Any]] = []
-        int32_data: list[int] = []
-        int64_data: list[int] = []
-        uint64_data: list[int] = []
-        string_data: list[bytes] = []
+        typed = _TypedData()
         external = False
         for number, wire, a, b in w.fields(start, end):
             if number == 1:
@@ -734,24 +744,22 @@ class _Parser:
             elif number == 3:
                 raise OnnxFormatError("segmented tensors are not supported")
             elif number == 4:
-                self._fixed(wire, a, b, "<f4", float_data)
+                self._fixed(wire, a, b, "<f4", typed.float_data)
             elif number == 5:
-                self._ints(wire, a, b, int32_data)
+                self._ints(wire, a, b, typed.int32_data)
             elif number == 6:
-                _expect(wire, _LEN, "TensorProto.string_data")
-                string_data.append(bytes(w.view[a:b]))
+                typed.string_data.append(self._bytes(wire, a, b, "TensorProto.string_data"))
             elif number == 7:
-                self._ints(wire, a, b, int64_data)
+                self._ints(wire, a, b, typed.int64_data)
             elif number == 8:
-                _expect(wire, _LEN, "TensorProto.name")
-                name = w.string(a, b)
+                name = self._string(wire, a, b, "TensorProto.name")
             elif number == 9:
                 _expect(wire, _LEN, "TensorProto.raw_data")
                 raw = (a, b)
             elif number == 10:
-                self._fixed(wire, a, b, "<f8", double_data)
+                self._fixed(wire, a, b, "<f8", typed.double_data)
             elif number == 11:
-                self._uints(wire, a, b, uint64_data)
+                self._uints(wire, a, b, typed.uint64_data)
             elif number == 14:
                 _expect(wire, _VARINT, "TensorProto.data_location")
                 external = a == 1
@@ -762,15 +770,7 @@ class _Parser:
         shape = tuple(dims)
         count = math.prod(shape)
         dtype = numpy_dtype(data_type)
-        array = self._tensor_array(
-            name,
-            data_type,
-            dtype,
-            shape,
-            count,
-            raw,
-            (float_data, double_data, int32_data, int64_data, uint64_data, string_data),
-        )
+        array = self._tensor_array(name, data_type, dtype, shape, count, raw, typed)
         return Tensor(name=name, data_type=data_type, dims=shape, array=array)
 
     def _tensor_array(
@@ -781,16 +781,8 @@ class _Parser:
         shape: tuple[int, ...],
         count: int,
         raw: tuple[int, int] | None,
-        typed: tuple[
-            list[npt.NDArray[Any]],
-            list[npt.NDArray[Any]],
-            list[int],
-            list[int],
-            list[int],
-            list[bytes],
-        ],
+        typed: _TypedData,
     ) -> npt.NDArray[Any]:
-        float_data, double_data, int32_data, int64_data, uint64_data, string_data = typed
         if raw is not None and data_type != DataType.STRING:
             a, b = raw
             itemsize = 1 if data_type == DataType.BOOL else dtype.itemsize
@@ -807,25 +799,25 @@ class _Parser:
             return shaped
         values: npt.NDArray[Any]
         if data_type in (DataType.FLOAT, DataType.COMPLEX64):
-            values = np.concatenate(float_data) if float_data else np.empty(0, "<f4")
+            values = np.concatenate(typed.float_data) if typed.float_data else np.empty(0, "<f4")
             values = values.view(dtype) if data_type == DataType.COMPLEX64 else values
         elif data_type in (DataType.DOUBLE, DataType.COMPLEX128):
-            values = np.concatenate(double_data) if double_data else np.empty(0, "<f8")
+            values = np.concatenate(typed.double_data) if typed.double_data else np.empty(0, "<f8")
             values = values.view(dtype) if data_type == DataType.COMPLEX128 else values
         elif data_type == DataType.INT64:
-            values = np.array(int64_data, dtype=np.int64)
+            values = np.array(typed.int64_data, dtype=np.int64)
         elif data_type in (DataType.UINT32, DataType.UINT64):
-            values = np.array(uint64_data, dtype=np.uint64).astype(dtype)
+            values = np.array(typed.uint64_data, dtype=np.uint64).astype(dtype)
         elif data_type == DataType.FLOAT16:
             # int32_data carries the raw IEEE half bit patterns.
-            values = np.array(int32_data, dtype=np.int64).astype(np.uint16).view(np.float16)
+            values = np.array(typed.int32_data, dtype=np.int64).astype(np.uint16).view(np.float16)
         elif data_type == DataType.BOOL:
-            values = np.array(int32_data, dtype=np.int64) != 0
+            values = np.array(typed.int32_data, dtype=np.int64) != 0
         elif data_type == DataType.STRING:
-            values = np.empty(len(string_data), dtype=object)
-            values[:] = string_data
+            values = np.empty(len(typed.string_data), dtype=object)
+            values[:] = typed.string_data
         else:  # the remaining integer types travel in int32_data
-            values = np.array(int32_data, dtype=np.int64).astype(dtype)
+            values = np.array(typed.int32_data, dtype=np.int64).astype(dtype)
         if values.size != count:
             raise OnnxFormatError(
                 f"tensor {name!r} has {values.size} values, shape {list(shape)} needs {count}"

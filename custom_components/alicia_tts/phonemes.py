@@ -35,7 +35,6 @@ EOS = "$"  # end of sentence
 
 # Terminators espeak reports and Piper keeps; after these the sentence goes on.
 CLAUSE_TERMINATORS = (",", ":", ";")
-SENTENCE_TERMINATORS = (".", "?", "!")
 
 _LANGUAGE_FLAG = re.compile(r"\([^)]+\)")
 _RAW_BLOCK = re.compile(r"(\[\[.*?\]\])")

@@ -12,14 +12,14 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .backends import BACKENDS
-from .chain import LOCAL, NONE, EngineChain
+from .chain import NONE, EngineChain
 from .device_check import RTF_LIMIT
-from .entity import AliciaChainEntity
+from .entity import AliciaChainEntity, platform_setup
 from .measurements import DeviceCheck, DeviceCheckEntity, async_get_check
 from .models import AliciaConfigEntry
+from .options import LOCAL
 
 PARALLEL_UPDATES = 0
 
@@ -69,21 +69,19 @@ SENSORS: tuple[ChainSensorDescription, ...] = (
 )
 
 
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: AliciaConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the chain's sensors."""
-    async_add_entities(
-        [
-            ActiveEngineSensor(entry),
-            BackendSensor(entry),
-            *(ChainSensor(entry, description) for description in SENSORS),
-        ]
-    )
+def _sensors(hass: HomeAssistant, entry: AliciaConfigEntry) -> list[SensorEntity]:
+    """The chain's sensors, and the device check's real-time factor."""
+    sensors: list[SensorEntity] = [
+        ActiveEngineSensor(entry),
+        BackendSensor(entry),
+        *(ChainSensor(entry, description) for description in SENSORS),
+    ]
     if (check := async_get_check(hass, entry.entry_id)) is not None:
-        async_add_entities([RealTimeFactorSensor(check)])
+        sensors.append(RealTimeFactorSensor(check))
+    return sensors
+
+
+async_setup_entry = platform_setup(_sensors)
 
 
 class ActiveEngineSensor(AliciaChainEntity, SensorEntity):

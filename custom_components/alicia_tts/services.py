@@ -3,27 +3,33 @@
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 import probatio
 
-from .announce import (
-    MEDIA_PLAYER_DOMAIN,
-    async_announce,
-    async_stop,
-    validate_players,
-)
-from .chain import ENGINE_CHOICES
-from .chime import AUDIO_OPTIONS, CHIME, CHIME_AFTER, REPEAT, REPEAT_GAP
+from .announce import async_announce, async_stop, validate_players
 from .const import CONF_ENGINE, DOMAIN
-from .defaults import with_engine_defaults
-from .delivery import async_create_audio, async_get_store, audio_url
-from .engine import ENGINE_OPTIONS, OPTION_RANGES, EngineError, parse_options
+from .delivery import async_get_store, audio_url
+from .exceptions import EngineError
 from .ha_errors import translated_error, validate_request
 from .models import AliciaConfigEntry
-from .sonos import MODES, PLAYBACK_OPTIONS, PRIORITIES
+from .options import (
+    CALL_OPTIONS,
+    CHIME,
+    CHIME_AFTER,
+    ENGINE_CHOICES,
+    ENGINE_OPTIONS,
+    MODES,
+    OPTION_RANGES,
+    PRIORITIES,
+    REPEAT,
+    REPEAT_GAP,
+    parse_request,
+)
+from .production import async_create_audio
 
 SERVICE_AUDIO_URL = "audio_url"
 SERVICE_SAY = "say"
@@ -39,7 +45,7 @@ ENGINE_FIELDS: dict[probatio.Marker, Any] = {
     **{probatio.Optional(key): probatio.Coerce(float) for key in OPTION_RANGES},
 }
 
-# Chime and repeat (checked, with translated errors, by chime.parse_audio_options).
+# Chime and repeat (checked, with translated errors, by options.parse_audio).
 AUDIO_FIELDS: dict[probatio.Marker, Any] = {
     probatio.Optional(CHIME): probatio.Any(cv.boolean, cv.string),
     probatio.Optional(CHIME_AFTER): probatio.Any(cv.boolean, cv.string),
@@ -85,11 +91,15 @@ async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
     extension: str = call.data.get("audio_format") or data.audio_format
     if (base := data.speaker_url.url) is None:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
-    options = with_engine_defaults(entry.options, call.data)
-    validate_request(data, message, options)
+    options = {k: v for k, v in call.data.items() if k in (*ENGINE_OPTIONS, CONF_ENGINE)}
+    try:
+        request = parse_request(options, entry.options)
+    except EngineError as err:
+        raise translated_error(err) from err
+    validate_request(data, message, request)
     try:
         item = await async_create_audio(
-            hass, entry, message, parse_options(options), extension, call.data.get(CONF_ENGINE)
+            hass, entry, message, request.synthesis, extension, forced=request.engine
         )
     except EngineError as err:
         raise translated_error(err) from err
@@ -105,7 +115,7 @@ SAY_SCHEMA = probatio.Schema(
         **cv.ENTITY_SERVICE_FIELDS,
         probatio.Optional(ATTR_TTS_ENTITY): cv.entity_id,
         probatio.Required(ATTR_MESSAGE): cv.string,
-        # 35, "+10" or "-10": checked (translated errors) by parse_playback_options.
+        # 35, "+10" or "-10": checked (translated errors) by parse_playback.
         probatio.Optional("volume"): probatio.Any(int, float, str),
         probatio.Optional("mode"): probatio.In(MODES),
         probatio.Optional("priority"): probatio.In(PRIORITIES),
@@ -127,7 +137,7 @@ def say_targets(call: ServiceCall) -> list[str]:
     selected = async_extract_referenced_entity_ids(call.hass, TargetSelection(call.data))
     validate_players(call.hass, sorted(selected.referenced))
     indirect = {
-        e for e in selected.indirectly_referenced if e.startswith(f"{MEDIA_PLAYER_DOMAIN}.")
+        e for e in selected.indirectly_referenced if e.startswith(f"{Platform.MEDIA_PLAYER}.")
     }
     return sorted(selected.referenced | indirect)
 
@@ -139,20 +149,16 @@ async def _async_say(call: ServiceCall) -> ServiceResponse:
     players = say_targets(call)
     if not players:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_targets")
-    tts_entity = er.async_get(hass).async_get_entity_id("tts", DOMAIN, entry.entry_id)
-    options = {
-        k: v
-        for k, v in call.data.items()
-        if k in (*ENGINE_OPTIONS, *PLAYBACK_OPTIONS, *AUDIO_OPTIONS, CONF_ENGINE) and v is not None
-    }
+    options = {k: v for k, v in call.data.items() if k in CALL_OPTIONS and v is not None}
+    message: str = call.data[ATTR_MESSAGE]
+
+    async def speak_others(others: list[str], ha_options: dict[str, Any]) -> None:
+        if (entity := entry.runtime_data.tts_entity) is None:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_loaded")
+        await entity.async_speak_others(others, message, ha_options, context=call.context)
+
     response = await async_announce(
-        hass,
-        entry,
-        tts_entity or "",
-        call.data[ATTR_MESSAGE],
-        options,
-        players,
-        wait=call.data["wait"],
+        hass, entry, message, options, players, wait=call.data["wait"], speak_others=speak_others
     )
     if call.return_response:
         return response or {}

@@ -49,7 +49,7 @@ executor).
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from functools import partial
 import logging
 import time
@@ -67,12 +67,10 @@ from sonos_websocket import SonosWebsocket
 from sonos_websocket.exception import SonosWebsocketError
 
 from .exceptions import TranslatedError
+from .options import DEFAULT_MAX_VOLUME, DEFAULT_MIN_VOLUME, OVERLAY, TAKEOVER
 
 _LOGGER = logging.getLogger(__name__)
 
-OVERLAY: Final = "overlay"
-TAKEOVER: Final = "takeover"
-MODES: Final = (OVERLAY, TAKEOVER)
 # UPnP errors a speaker answers when it will not play a URI.
 REFUSED_UPNP_CODES: Final = {"701", "714", "716"}
 PLAYING_STATES: Final = {"PLAYING", "TRANSITIONING"}
@@ -89,12 +87,6 @@ CLIP_ENDED: Final = frozenset({"DONE", "DISMISSED", "ERROR", "INTERRUPTED"})
 CLIP_STATUS_EVENT: Final = "audioClipStatus"
 AUDIO_CLIP_NAMESPACE: Final = "audioClip:1"
 SOCO_ERRORS: Final = (SoCoException, requests.exceptions.RequestException, OSError)
-#: Default clamp of announcement volumes (per entry: ``min_volume``, ``max_volume``).
-DEFAULT_MIN_VOLUME: Final = 15
-DEFAULT_MAX_VOLUME: Final = 75
-NORMAL: Final = "normal"
-HIGH: Final = "high"
-PRIORITIES: Final = (NORMAL, HIGH)
 #: Models that cannot play audio clips (S1-only and early S2 hardware), by the model name the
 #: speaker reports (``Sonos Play:1``; compared without "Sonos " and case): straight to takeover.
 NO_AUDIO_CLIP_MODELS: Final = frozenset(
@@ -153,13 +145,6 @@ class NeverFetchedError(PlaybackError):
     translation_key = "never_fetched"
 
 
-class InvalidPlaybackOptionError(PlaybackError):
-    """A playback option has a wrong type or value."""
-
-    translation_key = "invalid_playback_option"
-    caller_error = True
-
-
 class QueueFullError(PlaybackError):
     """A speaker already has `MAX_QUEUED` announcements waiting or playing."""
 
@@ -170,27 +155,6 @@ class GroupTimeoutError(PlaybackError):
     """The speakers' topology did not confirm a group change in time."""
 
     translation_key = "group_timeout"
-
-
-PLAYBACK_OPTIONS: Final = ("volume", "mode", "group", "priority", "interrupt")
-VOLUME_ALLOWED: Final = "0-100, +N or -N"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlaybackOptions:
-    """Validated playback options (docs/options.md)."""
-
-    volume: int | None = None
-    volume_change: int | None = None  # relative ("+10"/"-10")
-    mode: str | None = None
-    group: bool = False
-    priority: str = NORMAL
-    interrupt: bool = False
-
-    @property
-    def high(self) -> bool:
-        """Whether the announcement goes before waiting normal ones (``interrupt`` implies it)."""
-        return self.priority == HIGH or self.interrupt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,56 +182,6 @@ class VolumeSetting:
             return None
         wanted += self.offsets.get(uid, 0)
         return max(self.minimum, min(self.maximum, max(0, min(100, wanted))))
-
-
-def _invalid(key: str, value: Any, allowed: str) -> InvalidPlaybackOptionError:
-    return InvalidPlaybackOptionError(
-        f"{key}={value!r} is not one of {allowed}", option=key, value=str(value), allowed=allowed
-    )
-
-
-def _parse_volume(value: Any) -> tuple[int | None, int | None]:
-    """``35`` (absolute) or ``"+10"``/``"-10"`` (relative): (level, change)."""
-    if value is None:
-        return None, None
-    if isinstance(value, bool):
-        raise _invalid("volume", value, VOLUME_ALLOWED)
-    relative = isinstance(value, str) and value.strip()[:1] in ("+", "-")
-    try:
-        number = float(value)
-    except TypeError, ValueError:
-        raise _invalid("volume", value, VOLUME_ALLOWED) from None
-    if not -100 <= number <= 100 or number != int(number) or (number < 0 and not relative):
-        raise _invalid("volume", value, VOLUME_ALLOWED)
-    return (None, int(number)) if relative else (int(number), None)
-
-
-def _parse_bool(options: dict[str, Any], key: str) -> bool:
-    value = options.get(key, False)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        value = value.lower() == "true"
-    if not isinstance(value, bool):
-        raise _invalid(key, value, "true | false")
-    return value
-
-
-def parse_playback_options(options: dict[str, Any]) -> PlaybackOptions:
-    """Validate ``volume`` (0-100, "+N", "-N"), ``mode``, ``group``, ``priority``, ``interrupt``."""
-    level, change = _parse_volume(options.get("volume"))
-    mode = options.get("mode")
-    if mode is not None and mode not in MODES:
-        raise _invalid("mode", mode, " | ".join(MODES))
-    priority = options.get("priority") or NORMAL
-    if priority not in PRIORITIES:
-        raise _invalid("priority", priority, " | ".join(PRIORITIES))
-    return PlaybackOptions(
-        volume=level,
-        volume_change=change,
-        mode=mode,
-        group=_parse_bool(options, "group"),
-        priority=priority,
-        interrupt=_parse_bool(options, "interrupt"),
-    )
 
 
 class Announcement(Protocol):
@@ -638,53 +552,39 @@ class _Takeover:
         return next(iter(self.devices.values()))
 
 
+@dataclass(eq=False)
 class SonosPlayback:
-    """Plays announcements on Sonos speakers, one at a time per speaker, in request order."""
+    """Plays announcements on Sonos speakers, one at a time per speaker, in request order.
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        run_blocking: RunBlocking = _to_thread,
-        fetch_timeout: float = 10.0,
-        synthesis_timeout: float = 120.0,
-        end_margin: float = 3.0,
-        poll_interval: float = 0.25,
-        realtime: float = 1.0,
-        topology_timeout: float = TOPOLOGY_TIMEOUT,
-        topology_poll: float = 0.05,
-        clip_timeout: float = 6.0,
-        clip_start_allowance: float = 0.5,
-        max_queued: int = MAX_QUEUED,
-    ) -> None:
-        """Set the bounds of each wait.
+    The fields after the session are the bounds of each wait. ``realtime`` scales how long a
+    clip is assumed to play (1.0: its duration) when the speaker reports no clip status; tests
+    of speakers that play instantly use 0. ``clip_start_allowance``: how long such a speaker is
+    assumed to take to start a clip. ``run_blocking`` runs soco's blocking calls.
+    """
 
-        ``realtime`` scales how long a clip is assumed to play (1.0: its duration) when the
-        speaker reports no clip status; tests of speakers that play instantly use 0.
-        ``clip_start_allowance``: how long such a speaker is assumed to take to start a clip.
-        """
-        self._session = session
-        self._run = run_blocking
-        self.fetch_timeout = fetch_timeout
-        self.synthesis_timeout = synthesis_timeout
-        self.end_margin = end_margin
-        self.poll_interval = poll_interval
-        self.realtime = realtime
-        self.topology_timeout = topology_timeout
-        self.topology_poll = topology_poll
-        self.clip_timeout = clip_timeout
-        self.clip_start_allowance = clip_start_allowance
-        self.max_queued = max_queued
-        self._queues: dict[str, deque[Turn]] = {}
-        self.no_audio_clip: set[str] = set()
-        self._clip_unreachable: dict[str, float] = {}
+    session: aiohttp.ClientSession
+    _: KW_ONLY
+    run_blocking: RunBlocking = _to_thread
+    fetch_timeout: float = 10.0
+    synthesis_timeout: float = 120.0
+    end_margin: float = 3.0
+    poll_interval: float = 0.25
+    realtime: float = 1.0
+    topology_timeout: float = TOPOLOGY_TIMEOUT
+    topology_poll: float = 0.05
+    clip_timeout: float = 6.0
+    clip_start_allowance: float = 0.5
+    max_queued: int = MAX_QUEUED
+    no_audio_clip: set[str] = field(default_factory=set, init=False)
+    _queues: dict[str, deque[Turn]] = field(default_factory=dict, init=False)
+    _clip_unreachable: dict[str, float] = field(default_factory=dict, init=False)
 
     def websocket(self, speaker: Speaker) -> SonosWebsocket:
         """The audioClip websocket of a speaker (overridable for a test double's address)."""
         return SonosWebsocket(
             speaker.ip,
             player_id=speaker.uid,
-            session=self._session,
+            session=self.session,
             timeout=max(1, round(self.clip_timeout)),
         )
 
@@ -855,7 +755,7 @@ class SonosPlayback:
         """The bonded sets of the household, as the first speaker that answers reports them."""
         for speaker in speakers:
             try:
-                bonds: dict[str, Bond] = await self._run(
+                bonds: dict[str, Bond] = await self.run_blocking(
                     partial(_read_bonds, speaker.ip, self.clip_timeout)
                 )
             except (*SOCO_ERRORS, ET.ParseError) as err:
@@ -984,12 +884,14 @@ class SonosPlayback:
         device = SoCo(speaker.ip)
         muted = False
         try:
-            current, muted = await self._run(lambda: (int(device.volume), bool(device.mute)))
+            current, muted = await self.run_blocking(
+                lambda: (int(device.volume), bool(device.mute))
+            )
             level = volume.target(speaker.uid, current)
             if level is not None:
                 options["volume"] = level
             if muted:
-                await self._run(partial(setattr, device, "mute", False))
+                await self.run_blocking(partial(setattr, device, "mute", False))
             header, _body = await channel.command({**namespace, "command": "subscribe"}, {})
             events = bool(header.get("success"))
             header, body = await channel.command({**namespace, "command": "loadAudioClip"}, options)
@@ -1021,7 +923,7 @@ class SonosPlayback:
         """Close a clip's websocket; mute the speaker again if it was muted."""
         await channel.close()
         if muted:
-            await self._run(partial(setattr, device, "mute", True))
+            await self.run_blocking(partial(setattr, device, "mute", True))
 
     async def _end_clip(self, clip: _Clip) -> None:
         await self._close_clip(clip.channel, SoCo(clip.speaker.ip), clip.muted)
@@ -1111,9 +1013,9 @@ class SonosPlayback:
         failure: PlaybackError | None = None
         stop = request.stop
         try:
-            await self._run(lambda: self._snapshot(state, speakers))
+            await self.run_blocking(lambda: self._snapshot(state, speakers))
             await self._form_groups(state, sync=sync)
-            await self._run(lambda: self._start(state, announcement, request.volume))
+            await self.run_blocking(lambda: self._start(state, announcement, request.volume))
             started = time.monotonic()
             await self._wait_fetched(announcement, started, speakers, stop)
             result.duration = await self._wait_complete(announcement, stop)
@@ -1177,7 +1079,7 @@ class SonosPlayback:
             if leaving:
                 for device in leaving:
                     state.moved.append(device.uid)
-                    await self._run(device.unjoin)
+                    await self.run_blocking(device.unjoin)
                 await self._confirm(state, {d.uid: d.uid for d in leaving})
             state.players = devices
             return
@@ -1185,7 +1087,7 @@ class SonosPlayback:
         state.leader = leader.uid
         if state.original[leader.uid] != leader.uid:
             state.moved.append(leader.uid)
-            await self._run(leader.unjoin)
+            await self.run_blocking(leader.unjoin)
             await self._confirm(state, {leader.uid: leader.uid})
         grouped = {leader.uid: leader.uid}
         for device in devices:
@@ -1196,7 +1098,7 @@ class SonosPlayback:
                 continue  # already in the leader's group
             # One at a time, each confirmed before the next (like Home Assistant does).
             state.moved.append(device.uid)
-            await self._run(partial(device.join, leader))
+            await self.run_blocking(partial(device.join, leader))
             await self._confirm(state, dict(grouped))
         state.players = [leader]
 
@@ -1204,7 +1106,7 @@ class SonosPlayback:
         """Wait until soco's topology shows every speaker of ``expected`` with its coordinator."""
         deadline = time.monotonic() + self.topology_timeout
         while True:
-            seen = await self._run(lambda: _seen_topology(state.probe))
+            seen = await self.run_blocking(lambda: _seen_topology(state.probe))
             if all(seen.get(uid) == coordinator for uid, coordinator in expected.items()):
                 return
             if time.monotonic() >= deadline:
@@ -1233,7 +1135,7 @@ class SonosPlayback:
     async def _wait_stopped(self, state: _Takeover, deadline: float, stop: asyncio.Event) -> None:
         """Poll the players until none is playing, at most until ``deadline`` (or a stop)."""
         while time.monotonic() < deadline:
-            states = await self._run(
+            states = await self.run_blocking(
                 lambda: [
                     p.get_current_transport_info()["current_transport_state"] for p in state.players
                 ]
@@ -1255,7 +1157,7 @@ class SonosPlayback:
             except SOCO_ERRORS as err:
                 _LOGGER.warning("Could not restore the groups: %s", err)
                 error = PlaybackError(str(err), error=f"groups not restored: {err}")
-        await self._run(lambda: self._restore_snapshots(state))
+        await self.run_blocking(lambda: self._restore_snapshots(state))
         return error
 
     async def _regroup(self, state: _Takeover) -> None:
@@ -1265,7 +1167,7 @@ class SonosPlayback:
         may not have confirmed it); anything else out of place is put back too.
         """
         want = state.original
-        seen = await self._run(lambda: _seen_topology(state.probe))
+        seen = await self.run_blocking(lambda: _seen_topology(state.probe))
         # Coordinators first: whoever led (or stood alone) leads again.
         leaders = [
             uid
@@ -1273,7 +1175,7 @@ class SonosPlayback:
             if c == uid and (uid in state.moved or seen.get(uid) != uid)
         ]
         for uid in leaders:
-            await self._run(state.zones[uid].unjoin)
+            await self.run_blocking(state.zones[uid].unjoin)
         if leaders:
             await self._confirm(state, {uid: uid for uid in leaders})
         # Then the members Alicia moved, one at a time, the temporary coordinator last.
@@ -1281,17 +1183,17 @@ class SonosPlayback:
             (u for u in state.moved if want[u] != u), key=lambda u: u == state.leader
         ):
             member, coordinator = state.zones[uid], state.zones[want[uid]]
-            await self._run(partial(member.join, coordinator))
+            await self.run_blocking(partial(member.join, coordinator))
             await self._confirm(state, {uid: want[uid]})
         # Anyone else out of place (a join can move others): look again each time.
         for _ in range(len(want)):
-            seen = await self._run(lambda: _seen_topology(state.probe))
+            seen = await self.run_blocking(lambda: _seen_topology(state.probe))
             wrong = [uid for uid, c in want.items() if c != uid and seen.get(uid) != c]
             if not wrong:
                 break
             uid = wrong[0]
             member, coordinator = state.zones[uid], state.zones[want[uid]]
-            await self._run(partial(member.join, coordinator))
+            await self.run_blocking(partial(member.join, coordinator))
             await self._confirm(state, {uid: want[uid]})
         await self._confirm(state, want)
 

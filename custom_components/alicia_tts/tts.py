@@ -11,25 +11,17 @@ from homeassistant.components.tts import (
     TtsAudioType,
     Voice,
 )
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.core import Context, callback
 
-from .announce import HA_FORMAT_OPTIONS, async_announce
-from .audio import wav_header
-from .chain import LOCAL, ChainExhaustedError, TextTee, describe_error, first_then_rest
-from .chime import AUDIO_OPTIONS, Composition, around, job_options
+from .announce import async_announce
+from .chain import ChainExhaustedError, TextTee, describe_error, first_then_rest
+from .chime import Composition, around, job_options
 from .chime_media import async_composition
-from .const import CONF_ENGINE, CONF_LANGUAGE, DOMAIN
-from .defaults import engine_defaults
-from .engine import (
-    ENGINE_OPTIONS,
-    MAX_MESSAGE_CHARS,
-    EngineError,
-    InvalidRequestError,
-    parse_options,
-)
-from .entity import device_info
+from .const import CONF_LANGUAGE
+from .encoders import wav_header
+from .engine import MAX_MESSAGE_CHARS
+from .entity import device_info, platform_setup
+from .exceptions import EngineError, InvalidRequestError
 from .ha_errors import (
     engine_failed,
     local_unavailable,
@@ -38,7 +30,7 @@ from .ha_errors import (
     validate_request,
 )
 from .models import AliciaConfigEntry
-from .sonos import PLAYBACK_OPTIONS
+from .options import CALL_OPTIONS, LOCAL, SynthesisOptions, engine_defaults, parse_request
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,13 +38,8 @@ _LOGGER = logging.getLogger(__name__)
 PARALLEL_UPDATES = 0
 
 
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: AliciaConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the TTS entity of an entry."""
-    async_add_entities([AliciaTTSEntity(entry)])
+# The TTS entity of an entry.
+async_setup_entry = platform_setup(lambda _hass, entry: [AliciaTTSEntity(entry)])
 
 
 class AliciaTTSEntity(TextToSpeechEntity):
@@ -77,12 +64,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
         if self._attr_default_language not in languages:
             languages.append(self._attr_default_language)
         self._attr_supported_languages = languages
-        self._attr_supported_options = [
-            *ENGINE_OPTIONS,
-            *PLAYBACK_OPTIONS,
-            *AUDIO_OPTIONS,
-            CONF_ENGINE,
-        ]
+        self._attr_supported_options = list(CALL_OPTIONS)
         # The entry's engine defaults (options flow); HA merges them under each call's options.
         self._attr_default_options = {**engine_defaults(entry.options), "voice": data.voice}
 
@@ -94,6 +76,13 @@ class AliciaTTSEntity(TextToSpeechEntity):
         """Let the chain purge HA's tts cache entries of this entity."""
         await super().async_added_to_hass()
         self._data.chain.tts_entity_id = self.entity_id
+        self._data.tts_entity = self
+
+    async def async_will_remove_from_hass(self) -> None:
+        """The entry's actions no longer speak through this entity."""
+        await super().async_will_remove_from_hass()
+        if self._data.tts_entity is self:
+            self._data.tts_entity = None
 
     @callback
     @override
@@ -115,25 +104,37 @@ class AliciaTTSEntity(TextToSpeechEntity):
         options: dict[str, Any] | None = None,
     ) -> None:
         """Speak on media players: Sonos with volume/mode/group and restore, others via HA."""
-        options = options or {}
-        if unknown := sorted(set(options) - set(self.supported_options or []) - HA_FORMAT_OPTIONS):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="unknown_option",
-                translation_placeholders={"options": ", ".join(unknown)},
-            )
-        validate_request(self._data, message, options)
+
+        async def speak_others(players: list[str], ha_options: dict[str, Any]) -> None:
+            await self.async_speak_others(players, message, ha_options, cache, language)
+
         await async_announce(
             self.hass,
             self._entry,
-            self.entity_id,
             message,
-            options,
+            options or {},
             media_player_entity_id,
             wait=False,
-            language=language,
-            cache=cache,
+            speak_others=speak_others,
         )
+
+    async def async_speak_others(
+        self,
+        players: list[str],
+        message: str,
+        options: dict[str, Any],
+        cache: bool = True,
+        language: str | None = None,
+        context: Context | None = None,
+    ) -> None:
+        """Players other than Sonos: Home Assistant's own announcement (the base behaviour).
+
+        ``media_player.play_media`` with a tts media-source id of this entity, in the caller's
+        context (``context``, or the one Home Assistant set for this entity's service call).
+        """
+        if context is not None:
+            self.async_set_context(context)
+        await super().async_speak(players, message, cache, language, options)
 
     @override
     async def async_get_tts_audio(
@@ -161,12 +162,17 @@ class AliciaTTSEntity(TextToSpeechEntity):
         """
         data = self._data
         chain = data.chain
-        validate_request(data, None, request.options)
-        try:  # chime and repeat: none unless the call asks (no speaker defaults here)
-            composition = await async_composition(self.hass, self._entry, request.options)
+        try:
+            parsed = parse_request(request.options)
         except EngineError as err:
             raise translated_error(err) from err
-        forced = request.options.get(CONF_ENGINE)
+        validate_request(data, None, parsed)
+        try:  # chime and repeat: none unless the call asks (no speaker defaults here)
+            composition = await async_composition(
+                self.hass, self._entry, parsed.audio, parsed.synthesis.voice
+            )
+        except EngineError as err:
+            raise translated_error(err) from err
         limit = data.engine.max_message_chars if data.engine is not None else MAX_MESSAGE_CHARS
         text = TextTee(request.message_gen, limit)
         try:
@@ -177,7 +183,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
 
         async def attempt(engine: str) -> tuple[str, bytes, AsyncGenerator[bytes]]:
             if engine == LOCAL:
-                chunks = await self._local_chunks(text, request.options, composition)
+                chunks = await self._local_chunks(text, parsed.synthesis, composition)
                 extension = "wav"
                 stalled = data.engine.stalled if data.engine is not None else None
             else:
@@ -187,7 +193,7 @@ class AliciaTTSEntity(TextToSpeechEntity):
 
         try:
             engine, (extension, first, rest) = await chain.async_first_audio(
-                forced, attempt, lambda: text.text
+                parsed.engine, attempt, lambda: text.text
             )
         except (InvalidRequestError, ChainExhaustedError) as err:
             raise speech_error(data, err) from err
@@ -196,13 +202,12 @@ class AliciaTTSEntity(TextToSpeechEntity):
         return TTSAudioResponse(extension, self._relay(engine, first, rest, text, counted))
 
     async def _local_chunks(
-        self, text: TextTee, options: dict[str, Any], composition: Composition | None = None
+        self, text: TextTee, synthesis: SynthesisOptions, composition: Composition | None = None
     ) -> AsyncGenerator[bytes]:
         """Local Piper: WAV header together with the first sentence, then each sentence."""
         engine = self._data.engine
         if engine is None:
             raise local_unavailable(self._data)
-        synthesis = parse_options(options)
         job = await engine.async_start(
             job_options(synthesis, composition), self._data.voice, characters=text.characters
         )

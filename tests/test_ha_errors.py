@@ -2,7 +2,8 @@
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
-from custom_components.alicia_tts.engine import EngineBusyError, InvalidOptionError
+from custom_components.alicia_tts.engine import EngineBusyError
+from custom_components.alicia_tts.exceptions import InvalidOptionError
 from custom_components.alicia_tts.ha_errors import translated_error
 
 

@@ -12,20 +12,19 @@ from aiohttp import web
 import numpy as np
 import pytest
 
-from custom_components.alicia_tts.audio import wav_header
+from custom_components.alicia_tts.encoders import wav_header
+from custom_components.alicia_tts.exceptions import InvalidPlaybackOptionError
+from custom_components.alicia_tts.options import PlaybackOptions, parse_playback
 from custom_components.alicia_tts.sonos import (
     MAX_QUEUED,
     GroupTimeoutError,
-    InvalidPlaybackOptionError,
     NeverFetchedError,
     PlaybackError,
-    PlaybackOptions,
     QueueFullError,
     SonosPlayback,
     Speaker,
     SpeakerUnreachableError,
     UrlRefusedError,
-    parse_playback_options,
 )
 
 from .sonos_double import (
@@ -151,11 +150,11 @@ async def state_of(fake: FakeSonosSpeaker) -> dict[str, Any]:
 
 
 def test_parse_playback_options() -> None:
-    assert parse_playback_options({}) == PlaybackOptions()
-    assert parse_playback_options(
+    assert parse_playback({}) == PlaybackOptions()
+    assert parse_playback(
         {"volume": "35", "mode": "takeover", "group": "true", "speed": 2}
     ) == PlaybackOptions(volume=35, mode="takeover", group=True)
-    assert parse_playback_options({"volume": 0.0, "group": False}).volume == 0
+    assert parse_playback({"volume": 0.0, "group": False}).volume == 0
 
 
 @pytest.mark.parametrize(
@@ -173,7 +172,7 @@ def test_parse_playback_options() -> None:
 )
 def test_parse_playback_options_rejects(key: str, value: Any) -> None:
     with pytest.raises(InvalidPlaybackOptionError) as err:
-        parse_playback_options({key: value})
+        parse_playback({key: value})
     assert err.value.placeholders["option"] == key
 
 

@@ -1,8 +1,8 @@
 """The shared base of the pure cores' errors."""
 
 from custom_components.alicia_tts.engine import EngineBusyError
-from custom_components.alicia_tts.sonos import SpeakerUnreachableError
 from custom_components.alicia_tts.exceptions import TranslatedError
+from custom_components.alicia_tts.sonos import SpeakerUnreachableError
 
 
 def test_translated_errors_carry_key_and_placeholders() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
     area_registry as ar,
@@ -20,6 +20,12 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
+from custom_components.alicia_tts.announce import (
+    async_get_playback,
+    ha_options_of,
+    resolve_sonos,
+    split_targets,
+)
 from custom_components.alicia_tts.const import (
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
@@ -28,12 +34,6 @@ from custom_components.alicia_tts.const import (
 )
 from custom_components.alicia_tts.models import SpeakerUrl
 from custom_components.alicia_tts.sonos import Speaker
-from custom_components.alicia_tts.announce import (
-    async_get_playback,
-    ha_options_of,
-    resolve_sonos,
-    split_targets,
-)
 
 from .conftest import JOE
 from .sonos_double import DEFAULT_EVENT_DELAY, FakeHousehold
@@ -136,6 +136,7 @@ async def test_say_to_other_players(hass: HomeAssistant, init_integration: MockC
     """alicia_tts.say to a non-Sonos player uses HA's play_media with announce."""
     add_player(hass, "media_player.living_room_tv")
     calls = async_mock_service(hass, "media_player", "play_media")
+    context = Context()
     response = await hass.services.async_call(
         "alicia_tts",
         "say",
@@ -148,6 +149,7 @@ async def test_say_to_other_players(hass: HomeAssistant, init_integration: MockC
         },
         blocking=True,
         return_response=True,
+        context=context,
     )
     assert response == {
         "duration": None,
@@ -172,6 +174,36 @@ async def test_say_to_other_players(hass: HomeAssistant, init_integration: MockC
     assert data["media_content_id"].startswith("media-source://tts/tts.alicia_tts_joe_en_us_medium")
     assert "speed" in data["media_content_id"]
     assert "volume" not in data["media_content_id"]
+    assert calls[0].context is context  # the caller's context (its user, its logbook entry)
+
+
+async def test_tts_speak_to_other_players_is_the_base_behaviour_in_the_callers_context(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """tts.speak to a non-Sonos player: HA's own play_media announcement, same context."""
+    add_player(hass, "media_player.kitchen_display")
+    calls = async_mock_service(hass, "media_player", "play_media")
+    context = Context()
+    await hass.services.async_call(
+        "tts",
+        "speak",
+        {
+            "entity_id": TTS_ENTITY,
+            "media_player_entity_id": "media_player.kitchen_display",
+            "message": "Dinner is ready.",
+            "options": {"speed": 1.2, "chime": True},
+        },
+        blocking=True,
+        context=context,
+    )
+    assert len(calls) == 1
+    assert calls[0].context is context
+    data: dict[str, Any] = dict(calls[0].data)
+    assert data["announce"] is True
+    assert data["entity_id"] == ["media_player.kitchen_display"]
+    assert data["media_content_id"].startswith(f"media-source://tts/{TTS_ENTITY}")
+    assert "speed" in data["media_content_id"]
+    assert "chime" in data["media_content_id"]
 
 
 async def test_say_without_response(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
