@@ -303,6 +303,7 @@ class Sample:
     size: int  # bytes received (raw floor: PCM bytes)
     first_any_s: float | None = None  # first body byte, header included
     other_cpu: float = 0.0  # % of one CPU used by other processes meanwhile
+    url_s: float | None = None  # Alicia: when ``alicia_tts.audio_url`` returned the URL
 
 
 class AudioMeter:
@@ -517,7 +518,10 @@ class HAClient:
         response = await self.service(
             "alicia_tts", "audio_url", {"message": message, "audio_format": fmt}
         )
-        return await self.fetch(response["url"], response["format"], start)
+        url_s = time.perf_counter() - start
+        sample = await self.fetch(response["url"], response["format"], start)
+        sample.url_s = url_s
+        return sample
 
     async def attempt(self, message: str, fmt: str) -> tuple[str, Sample | str]:
         """Like :meth:`ours`, but a refusal is a result: ("ok", sample), ("busy", text) or
@@ -789,12 +793,15 @@ def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
         "samples_ms": [
             [round(s.first_s * 1000, 1), round(s.total_s * 1000, 1), s.other_cpu] for s in samples
         ],
-        "first_any_ms": (
-            median_ms([s.first_any_s for s in samples if s.first_any_s is not None])
-            if any(s.first_any_s is not None for s in samples)
-            else None
-        ),
+        "first_any_ms": _median_of([s.first_any_s for s in samples]),
+        "url_ms": _median_of([s.url_s for s in samples]),
     }
+
+
+def _median_of(values: Sequence[float | None]) -> float | None:
+    """Median in ms of the values measured (None: none was)."""
+    known = [v for v in values if v is not None]
+    return median_ms(known) if known else None
 
 
 async def measure_rows(
@@ -1675,6 +1682,36 @@ class Report:
                     f"| {label} | {fmt} | {message} | {fmt_ms(row['first_ms'])} | "
                     f"{fmt_ms(row['total_ms'])} | {row['audio_s']:.2f} | {row['rtf']:.3f} | "
                     f"{fmt_ms(row['total_min_ms'])}-{fmt_ms(row['total_max_ms'])} |"
+                )
+        return lines + self._first_byte_markdown()
+
+    def _first_byte_markdown(self) -> list[str]:
+        """Where a speaker's first byte goes: synthesis, the URL's hand-off, the fetch."""
+        speaker_rows = [key for key in ("ours_mp3", "ours_wav") if key in self.rows]
+        if "engine" not in self.rows or not speaker_rows:
+            return []
+        lines = [
+            "",
+            "### Speaker first byte, step by step (ms, medians)",
+            "",
+            "The URL is handed out once the chosen engine has made its first audio (so that a "
+            "local engine that fails or stalls before it is replaced by the next engine); the "
+            "speaker connects and fetches only then.",
+            "",
+            "| path | format | message | engine's first PCM (no HA) | URL returned "
+            "| first audio byte at the speaker | of which after the URL |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for key in speaker_rows:
+            label, fmt = self.labels[key]
+            for message in self.plan.messages:
+                row = self.rows[key][message]
+                url = row.get("url_ms")
+                after = row["first_ms"] - url if url is not None else None
+                lines.append(
+                    f"| {label} | {fmt} | {message} | "
+                    f"{fmt_ms(self.rows['engine'][message]['first_ms'])} | {fmt_ms(url)} | "
+                    f"{fmt_ms(row['first_ms'])} | {fmt_ms(after)} |"
                 )
         return lines
 

@@ -11,6 +11,7 @@ import pytest
 from custom_components.alicia_tts.encoders import (
     Mp3Encoder,
     WavEncoder,
+    audio_duration,
     first_pieces,
     make_encoder,
     mp3_available,
@@ -415,3 +416,12 @@ async def test_read_ahead_errors_in_order_and_closing() -> None:
     await stream.aclose()
     assert stopped.closed
     assert len(stopped.produced) < 100
+
+
+def test_audio_duration_of_whole_files() -> None:
+    """A complete WAV's length from its header; an unreadable MP3 or another format: unknown."""
+    pcm = tone(0.5)
+    assert audio_duration("wav", wav_header(22050, len(pcm)) + pcm) == pytest.approx(0.5, abs=1e-3)
+    assert audio_duration("wav", wav_header(0, 0)) is None
+    assert audio_duration("mp3", b"not an mp3 at all") is None
+    assert audio_duration("ogg", b"OggS") is None

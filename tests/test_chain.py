@@ -376,6 +376,24 @@ async def test_speaker_audio_from_fallback(
     assert again.buffer.getvalue() == MP3
 
 
+async def test_wav_speaker_audio_waits_for_speech_too(
+    hass: HomeAssistant, engines: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WAV header is not speech: local failing before its first audio is skipped for WAV too."""
+    entry = await setup_alicia(hass, **{CONF_FALLBACK_ENGINES: ["tts.working"]})
+    break_local(local_of(entry), monkeypatch)
+    item = await async_create_audio(hass, entry, MESSAGE, SynthesisOptions(), "wav")
+    await item.buffer.wait_done()
+    assert item.source == "tts.working"
+    assert item.buffer.getvalue() == MP3  # the fallback's own format
+    assert entry.runtime_data.chain.stats["local"].failures == 1
+    monkeypatch.undo()
+    local = await async_create_audio(hass, entry, "Back again.", SynthesisOptions(), "wav")
+    await local.buffer.wait_done()
+    assert (local.source, local.extension) == ("local", "wav")
+    assert parse_wav(local.buffer.getvalue()).duration > 0.5
+
+
 async def test_fallback_audio_purged_from_ha_cache(
     hass: HomeAssistant, engines: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

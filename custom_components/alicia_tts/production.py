@@ -264,19 +264,23 @@ async def _async_produce(
     pcm_bytes = 0
     try:
         with _FailuresInto(buffer, message, "Synthesis for a speaker") as filling:
-            buffer.append(encoder.start())
+            # The file's header goes out with the first audio, never before: the chain waits
+            # for the first bytes, and a header is not speech.
+            header = encoder.start()
             speech = wrap(job.stream(_async_one(message)), job.sample_rate)
             async with contextlib.aclosing(speech):
                 # The first sentence alone: nothing else competes with its first bytes.
                 if (first := await anext(speech, None)) is not None:
                     pcm_bytes += len(first)
                     for piece in first_pieces(first, job.sample_rate):
-                        buffer.append(await hass.async_add_executor_job(encoder.encode, piece))
+                        encoded = await hass.async_add_executor_job(encoder.encode, piece)
+                        buffer.append(header + encoded)
+                        header = b""
                     async with contextlib.aclosing(read_ahead(speech)) as rest:
                         async for pcm in rest:
                             pcm_bytes += len(pcm)
                             buffer.append(await hass.async_add_executor_job(encoder.encode, pcm))
-            buffer.append(await hass.async_add_executor_job(encoder.finish))
+            buffer.append(header + await hass.async_add_executor_job(encoder.finish))
     finally:
         job.release()
         store.end_pending(item.cache_key or "", pending)
