@@ -15,6 +15,7 @@ from custom_components.alicia_tts.encoders import wav_header
 from custom_components.alicia_tts.engine import (
     EngineBusyError,
     InvalidMessageError,
+    LoadedVoice,
     NothingToSpeakError,
     PiperEngine,
     PiperUnavailableError,
@@ -316,27 +317,41 @@ async def test_unstarted_stream_releases_slot(engine: PiperEngine) -> None:
     assert engine.active_requests == 0
 
 
-async def test_burst_waits_in_a_bounded_fifo(engine: PiperEngine) -> None:
-    """200 at once: 4 in flight, those that fit the waiting bound wait and are served in
+async def test_burst_waits_in_a_bounded_fifo(
+    engine: PiperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 at once: 4 in flight, those that fit the waiting bound wait and are admitted in
     arrival order, only the rest is refused as busy; nothing is lost."""
     engine.max_requests = 4
     message = "Request number 100."
     engine.max_queued_chars = 10 * len(message)
     peak = 0
-    admitted: list[int] = []
+    admitted: list[int] = []  # in the order the engine admitted them
+    load = engine.async_load_voice
+
+    async def load_after_admission(key: str) -> LoadedVoice:
+        # Called right after a request's admission, in its own task (named after it).
+        task = asyncio.current_task()
+        if task is not None and task.get_name().isdigit():
+            admitted.append(int(task.get_name()))
+        return await load(key)
+
+    monkeypatch.setattr(engine, "async_load_voice", load_after_admission)
 
     async def one(i: int) -> bytes | EngineBusyError:
         nonlocal peak
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name(str(i))
         text = f"Request number {100 + i}."
         try:
             job = await engine.async_start(SynthesisOptions(), JOE, characters=len(text))
         except EngineBusyError as err:
             return err
-        admitted.append(i)
         peak = max(peak, engine.active_requests)
         return await job.synthesize(text)
 
-    results = await asyncio.gather(*(one(i) for i in range(200)))
+    results = await asyncio.gather(*(asyncio.create_task(one(i)) for i in range(200)))
     served = [r for r in results if isinstance(r, bytes)]
     busy = [r for r in results if isinstance(r, EngineBusyError)]
     assert len(served) == 4 + 10  # in flight + exactly what fits the waiting bound
