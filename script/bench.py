@@ -1193,7 +1193,9 @@ PROFILE_GROUPS = (
     ("ONNX inference (PiperVoice.phoneme_ids_to_audio)", "phoneme_ids_to_audio"),
     ("phonemization (espeak-ng)", "PiperVoice.phonemize"),
     ("MP3 encoding (lameenc)", "Mp3Encoder."),
-    ("PCM post-processing (normalize, gain, int16)", "PiperEngine.infer"),
+    # Alicia's inference: onnxruntime's native session.run (no Python frame below it) and the
+    # PCM conversion after it, both inside PiperEngine.infer.
+    ("ONNX inference and PCM conversion (PiperEngine.infer)", "PiperEngine.infer"),
     ("thread hand-offs (executor wake-ups)", "concurrent/futures/thread.py"),
     ("HA event loop: waiting (epoll)", "EpollSelector.select"),
     ("HA event loop: running (HTTP, service call, streaming)", "MainThread"),

@@ -119,9 +119,8 @@ class Profile:
         self._profiler: Any = None
         self._path: Path | None = None
 
-    def start(self, path: str) -> None:
-        """Start profiling the event loop (pyinstrument must be installed)."""
-        pyinstrument: Any = importlib.import_module("pyinstrument")
+    def start(self, path: str, pyinstrument: Any) -> None:
+        """Start profiling the event loop with the ``pyinstrument`` module (imported by caller)."""
         self._profiler = pyinstrument.Profiler(interval=0.0005, async_mode="disabled")
         self._profiler.start()
         self._path = Path(path)
@@ -210,7 +209,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         return await lag.stop()
 
     async def profile_start(call: ServiceCall) -> ServiceResponse:
-        profile.start(str(call.data["path"]))
+        try:  # imported off the loop; missing from a Home Assistant venv made by script/ha_venv
+            module = await hass.async_add_executor_job(importlib.import_module, "pyinstrument")
+        except ImportError:
+            return {"error": "pyinstrument is not installed"}
+        profile.start(str(call.data["path"]), module)
         return {}
 
     async def profile_stop(call: ServiceCall) -> ServiceResponse:
