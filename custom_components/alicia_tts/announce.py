@@ -37,7 +37,7 @@ from .const import (
 )
 from .delivery import audio_url
 from .exceptions import EngineError
-from .ha_errors import translated_error, validate_request
+from .ha_errors import checked_request, translated_error
 from .models import AliciaConfigEntry
 from .options import (
     AUDIO_OPTIONS,
@@ -47,7 +47,6 @@ from .options import (
     HA_FORMAT_OPTIONS,
     PlaybackOptions,
     Request,
-    parse_request,
 )
 from .production import async_create_audio
 from .sonos import (
@@ -327,11 +326,9 @@ async def async_announce(
     """
     validate_players(hass, entity_ids)
     targets = split_targets(hass, entity_ids)
-    try:
-        request = parse_request(options, entry.options, speakers=bool(targets.sonos))
-    except EngineError as err:
-        raise translated_error(err) from err
-    validate_request(entry.runtime_data, message, request)
+    request, _ = checked_request(
+        entry.runtime_data, message, options, entry.options, speakers=bool(targets.sonos)
+    )
     if targets.sonos and entry.runtime_data.speaker_url.url is None:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
     # Sonos: the audio's chimes. Other players: HA's tts path makes their audio, but a chime

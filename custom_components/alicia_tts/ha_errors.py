@@ -5,7 +5,8 @@ message text: Home Assistant logs the errors of a tts engine (and shows them to 
 an engine's error that quotes the message is scrubbed (:func:`chain.scrub`) before it is raised.
 """
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
@@ -13,7 +14,7 @@ from .chain import ChainExhaustedError, describe_error, scrub
 from .const import DOMAIN
 from .engine import MAX_MESSAGE_CHARS, check_input
 from .exceptions import EngineError, InvalidRequestError, TranslatedError
-from .options import FALLBACK, LOCAL, Request
+from .options import FALLBACK, LOCAL, Request, parse_request
 
 if TYPE_CHECKING:
     from .models import AliciaData
@@ -108,6 +109,26 @@ def validate_request(data: AliciaData, message: str | None, request: Request) ->
     if request.engine == FALLBACK and not data.chain.fallbacks:
         raise no_fallback_engine()
     return cleaned
+
+
+def checked_request(
+    data: AliciaData,
+    message: str | None,
+    options: Mapping[str, Any],
+    entry_options: Mapping[str, Any] | None = None,
+    *,
+    speakers: bool = False,
+) -> tuple[Request, str | None]:
+    """A call checked: its parsed request and its cleaned message (translated errors).
+
+    The options are parsed once (:func:`options.parse_request`), the request validated by
+    :func:`validate_request`; every entry point calls this.
+    """
+    try:
+        request = parse_request(options, entry_options, speakers=speakers)
+    except EngineError as err:
+        raise translated_error(err) from err
+    return request, validate_request(data, message, request)
 
 
 def speech_error(

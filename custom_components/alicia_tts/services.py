@@ -14,7 +14,7 @@ from .announce import async_announce, async_stop, validate_players
 from .const import CONF_ENGINE, DOMAIN
 from .delivery import async_get_store, audio_url
 from .exceptions import EngineError
-from .ha_errors import translated_error, validate_request
+from .ha_errors import checked_request, translated_error
 from .models import AliciaConfigEntry
 from .options import (
     CALL_OPTIONS,
@@ -27,7 +27,6 @@ from .options import (
     PRIORITIES,
     REPEAT,
     REPEAT_GAP,
-    parse_request,
 )
 from .production import async_create_audio
 
@@ -92,11 +91,7 @@ async def _async_audio_url(call: ServiceCall) -> ServiceResponse:
     if (base := data.speaker_url.url) is None:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_speaker_url")
     options = {k: v for k, v in call.data.items() if k in (*ENGINE_OPTIONS, CONF_ENGINE)}
-    try:
-        request = parse_request(options, entry.options)
-    except EngineError as err:
-        raise translated_error(err) from err
-    validate_request(data, message, request)
+    request, _ = checked_request(data, message, options, entry.options)
     try:
         item = await async_create_audio(
             hass, entry, message, request.synthesis, extension, forced=request.engine

@@ -13,24 +13,23 @@ from homeassistant.components.tts import (
 )
 from homeassistant.core import Context, callback
 
-from .announce import async_announce
+from .announce import async_announce, async_check_composition
 from .chain import ChainExhaustedError, TextTee, describe_error, first_then_rest
 from .chime import Composition, around, job_options
-from .chime_media import async_composition
 from .const import CONF_LANGUAGE
 from .encoders import wav_header
 from .engine import MAX_MESSAGE_CHARS
 from .entity import device_info, platform_setup
-from .exceptions import EngineError, InvalidRequestError
+from .exceptions import InvalidRequestError
 from .ha_errors import (
+    checked_request,
     engine_failed,
     local_unavailable,
     speech_error,
     translated_error,
-    validate_request,
 )
 from .models import AliciaConfigEntry
-from .options import CALL_OPTIONS, LOCAL, SynthesisOptions, engine_defaults, parse_request
+from .options import CALL_OPTIONS, LOCAL, SynthesisOptions, engine_defaults
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -162,17 +161,9 @@ class AliciaTTSEntity(TextToSpeechEntity):
         """
         data = self._data
         chain = data.chain
-        try:
-            parsed = parse_request(request.options)
-        except EngineError as err:
-            raise translated_error(err) from err
-        validate_request(data, None, parsed)
-        try:  # chime and repeat: none unless the call asks (no speaker defaults here)
-            composition = await async_composition(
-                self.hass, self._entry, parsed.audio, parsed.synthesis.voice
-            )
-        except EngineError as err:
-            raise translated_error(err) from err
+        parsed, _ = checked_request(data, None, request.options)
+        # Chime and repeat: none unless the call asks (no speaker defaults here).
+        composition = await async_check_composition(self.hass, self._entry, parsed)
         limit = data.engine.max_message_chars if data.engine is not None else MAX_MESSAGE_CHARS
         text = TextTee(request.message_gen, limit)
         try:
