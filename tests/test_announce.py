@@ -8,7 +8,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import Context, HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
     area_registry as ar,
@@ -644,6 +644,63 @@ async def test_a_full_queue_is_refused_with_a_clear_error(
         "Kitchen already has 2 announcements waiting. Try again when some have played"
     )
     await _idle(hass)
+
+
+async def test_a_failing_other_player_gives_back_the_sonos_turn(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """Sonos plus another player whose play_media fails: the error is the caller's, and the
+    Sonos speaker's reserved turn is given back (the next announcement is not stuck behind it)."""
+    add_player(hass, "media_player.tv")
+
+    async def failing_play_media(call: ServiceCall) -> None:
+        raise HomeAssistantError("the TV is off")
+
+    hass.services.async_register("media_player", "play_media", failing_play_media)
+    playback = async_get_playback(hass)
+    playback.max_queued = 1  # a turn kept by mistake would refuse the next call as a full queue
+    with pytest.raises(HomeAssistantError, match="the TV is off"):
+        await hass.services.async_call(
+            "alicia_tts",
+            "say",
+            {"entity_id": ["media_player.kitchen", "media_player.tv"], "message": "Hi."},
+            blocking=True,
+        )
+    assert playback.idle
+    assert sonos_household.speakers[0].played == []
+    response = await hass.services.async_call(
+        "alicia_tts",
+        "say",
+        {"entity_id": "media_player.kitchen", "message": "Still here.", "wait": True},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["speakers"] == ["media_player.kitchen"]
+
+
+async def test_sonos_targets_need_a_speaker_url(
+    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+) -> None:
+    """Without an address speakers can reach, a Sonos announcement is refused before any audio
+    is made; the same call to another player still goes through HA's own path."""
+    sonos_entry.runtime_data.speaker_url = SpeakerUrl(None, "missing")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "alicia_tts",
+            "say",
+            {"entity_id": "media_player.kitchen", "message": "Hello?", "wait": True},
+            blocking=True,
+        )
+    assert err.value.translation_key == "no_speaker_url"
+    assert async_get_playback(hass).idle
+    assert sonos_household.speakers[0].played == []
+    add_player(hass, "media_player.tv")
+    calls = async_mock_service(hass, "media_player", "play_media")
+    await hass.services.async_call(
+        "alicia_tts", "say", {"entity_id": "media_player.tv", "message": "Hello?"}, blocking=True
+    )
+    assert len(calls) == 1
 
 
 # -- through Home Assistant's own sonos integration (its event subscriptions feed soco) -----------

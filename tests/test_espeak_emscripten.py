@@ -533,3 +533,222 @@ def test_runners_in_parallel_threads() -> None:
         for thread in threads:
             thread.join()
         assert all(results[n, i] == expected[i] for n in range(4) for i in range(len(texts)))
+
+
+# --------------------------------------------------------------------------------------------
+# The system calls the module imports: a read-only kernel over the in-memory file system
+
+
+class _Kernel:
+    """Calls the imports of an instance that is not running, on scratch memory at its end."""
+
+    def __init__(self, process: espeak_emscripten._Process) -> None:
+        self.process = process
+        self.view = process._view
+        self.scratch = len(self.view) - 65536  # above the heap an unstarted instance never used
+        self.buf = self.scratch + 4096
+
+    def cstr(self, text: str) -> int:
+        raw = text.encode() + b"\0"
+        self.view[self.scratch : self.scratch + len(raw)] = raw
+        return self.scratch
+
+    def u32(self, address: int) -> int:
+        return int.from_bytes(self.view[address : address + 4], "little")
+
+    def stat(self, result: int) -> tuple[int, int, int]:
+        """(return value, mode, size) of a stat-like call that wrote at ``self.buf``."""
+        mode = self.u32(self.buf + 4)
+        size = int.from_bytes(self.view[self.buf + 24 : self.buf + 32], "little", signed=True)
+        return result, mode, size
+
+    def iovec(self, length: int) -> int:
+        """One iovec at buf+0 pointing to buf+64 (``length`` bytes); returns its address."""
+        self.view[self.buf : self.buf + 8] = (self.buf + 64).to_bytes(
+            4, "little"
+        ) + length.to_bytes(4, "little")
+        return self.buf
+
+    def dirents(self, fd: int, count: int) -> tuple[int, list[tuple[str, int]]]:
+        """getdents64 into buf: (return value, [(name, d_type)])."""
+        written = self.process._imp_syscall_getdents64(fd, self.buf, count)
+        entries = []
+        for offset in range(0, max(written, 0), 280):
+            entry = self.buf + offset
+            raw = bytes(self.view[entry + 19 : entry + 275])
+            entries.append((raw[: raw.index(b"\0")].decode(), self.view[entry + 18]))
+        return written, entries
+
+
+@pytest.fixture
+def kernel() -> Generator[_Kernel]:
+    """An unstarted instance whose file system shows piper's espeak-ng-data."""
+    if WASM is None or not HAVE_WASMTIME or PIPER_DATA is None:
+        pytest.skip("needs the npm module, wasmtime and piper's espeak-ng-data")
+    with EmscriptenRunner(WASM, PIPER_DATA) as runner:
+        process = espeak_emscripten._Process(runner._compiled, ["espeak-ng"], runner._make_fs)
+        process.fs = runner._make_fs(process._view, [])
+        yield _Kernel(process)
+
+
+def test_files_open_read_only(kernel: _Kernel) -> None:
+    """openat: files and folders open read-only; writing, creating and bad paths are refused."""
+    p, data = kernel.process, espeak_emscripten._DATA_MOUNT
+    at_cwd, o_directory = espeak_emscripten._AT_FDCWD, espeak_emscripten._O_DIRECTORY
+    folder = p._imp_syscall_openat(at_cwd, kernel.cstr(data), o_directory, 0)
+    assert folder == 3
+    assert p._imp_syscall_openat(folder, kernel.cstr("phontab"), 0, 0) == 4
+    relative = data.lstrip("/") + "/phondata"
+    assert p._imp_syscall_openat(at_cwd, kernel.cstr(relative), 0, 0) == 5  # from the root
+    assert p._imp_syscall_openat(at_cwd, kernel.cstr(data + "/x"), 1, 0) == -69  # O_WRONLY
+    assert p._imp_syscall_openat(at_cwd, kernel.cstr(data + "/x"), 0o100, 0) == -69  # O_CREAT
+    assert p._imp_syscall_openat(at_cwd, kernel.cstr(data + "/absent"), 0, 0) == -44
+    assert p._imp_syscall_openat(at_cwd, kernel.cstr(data + "/phontab/x"), 0, 0) == -54
+    assert p._imp_syscall_openat(4, kernel.cstr(""), o_directory, 0) == -54  # a file, not a dir
+    assert p._imp_syscall_openat(99, kernel.cstr("phontab"), 0, 0) == -8  # unknown dirfd
+    assert p._imp_syscall_openat(at_cwd, kernel.cstr(data + "/../../../.."), o_directory, 0) == 6
+    assert p._fds[6].node is p.fs.root  # ".." never leaves the root
+    assert p._imp_syscall_unlinkat(folder, kernel.cstr("phontab"), 0) == -69
+    assert p._imp_syscall_rmdir(kernel.cstr(data)) == -69
+    assert [p._imp_fd_close(fd) for fd in (0, 3, 3)] == [0, 0, 8]
+
+
+def test_folders_are_listed_in_pieces(kernel: _Kernel) -> None:
+    """getdents64 lists ".", ".." and the host folder's entries, as many as fit per call."""
+    p = kernel.process
+    data = espeak_emscripten._DATA_MOUNT
+    folder = p._imp_syscall_openat(-100, kernel.cstr(data), 0, 0)
+    assert PIPER_DATA is not None
+    expected = sorted(e.name for e in os.scandir(PIPER_DATA) if e.is_dir() or e.is_file())
+    seen: list[tuple[str, int]] = []
+    while True:
+        written, entries = kernel.dirents(folder, 3 * 280 + 100)  # three entries per call
+        assert written == 280 * len(entries)
+        if not written:
+            break
+        assert len(entries) <= 3
+        seen += entries
+    assert [name for name, _ in seen] == [".", "..", *expected]
+    kinds = dict(seen)
+    assert kinds["phontab"] == 8  # DT_REG
+    assert kinds["voices"] == 4  # DT_DIR
+    assert kernel.dirents(folder, 100) == (0, [])  # too small for one entry: nothing, no error
+    phontab = p._imp_syscall_openat(folder, kernel.cstr("phontab"), 0, 0)
+    assert p._imp_syscall_getdents64(phontab, kernel.buf, 4096) == -54
+    assert p._imp_syscall_getdents64(42, kernel.buf, 4096) == -8
+
+
+def test_stat_reads_and_seeks_follow_the_host_files(kernel: _Kernel) -> None:
+    """stat/fstat/lstat/newfstatat, fd_read and fd_seek agree with the host file."""
+    assert PIPER_DATA is not None
+    p, data = kernel.process, espeak_emscripten._DATA_MOUNT
+    host = (PIPER_DATA / "phontab").read_bytes()
+    s_ifreg, s_ifdir, s_ifchr = 0o100000, 0o040000, 0o020000
+    assert kernel.stat(p._imp_syscall_stat64(kernel.cstr(data + "/phontab"), kernel.buf)) == (
+        0,
+        s_ifreg | 0o444,
+        len(host),
+    )
+    assert kernel.stat(p._imp_syscall_lstat64(kernel.cstr(data), kernel.buf))[:2] == (
+        0,
+        s_ifdir | 0o555,
+    )
+    assert p._imp_syscall_stat64(kernel.cstr(data + "/absent"), kernel.buf) == -44
+    folder = p._imp_syscall_openat(-100, kernel.cstr(data), 0, 0)
+    assert kernel.stat(p._imp_syscall_newfstatat(folder, kernel.cstr("phontab"), kernel.buf, 0))[
+        2
+    ] == len(host)
+    empty = kernel.cstr("")
+    assert kernel.stat(p._imp_syscall_newfstatat(folder, empty, kernel.buf, 0x1000))[1] == (
+        s_ifdir | 0o555
+    )
+    assert p._imp_syscall_newfstatat(77, kernel.cstr("phontab"), kernel.buf, 0) == -8
+    assert kernel.stat(p._imp_syscall_fstat64(1, kernel.buf))[1] == s_ifchr | 0o666
+    assert p._imp_syscall_fstat64(77, kernel.buf) == -8
+
+    fd = p._imp_syscall_openat(folder, kernel.cstr("phontab"), 0, 0)
+    assert kernel.stat(p._imp_syscall_fstat64(fd, kernel.buf))[2] == len(host)
+    result = kernel.buf + 32
+
+    def read(length: int) -> bytes:
+        assert p._imp_fd_read(fd, kernel.iovec(length), 1, result) == 0
+        count = kernel.u32(result)
+        return bytes(kernel.view[kernel.buf + 64 : kernel.buf + 64 + count])
+
+    def seek(offset: int, whence: int) -> int:
+        low = offset & 0xFFFFFFFF  # wasmtime hands i32 arguments over signed, as here
+        low -= (low & 0x80000000) << 1
+        status = p._imp_fd_seek(fd, low, offset >> 32, whence, result)
+        if status:
+            return -status
+        return int.from_bytes(kernel.view[result : result + 8], "little", signed=True)
+
+    assert read(16) == host[:16]
+    assert seek(4, 1) == 20
+    assert read(8) == host[20:28]
+    assert seek(-4, 2) == len(host) - 4
+    assert read(100) == host[-4:]  # a short read at the end
+    assert read(10) == b""
+    assert seek(2, 0) == 2
+    assert seek(-10, 0) == -28  # before the start: EINVAL
+    assert seek(0, 7) == -28  # no such whence
+    assert p._imp_fd_seek(1, 0, 0, 0, result) == 70  # ESPIPE on a stream
+    assert p._imp_fd_seek(77, 0, 0, 0, result) == 8
+    assert p._imp_fd_read(folder, kernel.iovec(8), 1, result) == 31  # EISDIR
+    assert p._imp_fd_read(77, kernel.iovec(8), 1, result) == 8
+
+
+def test_descriptor_flags_terminal_and_writes(kernel: _Kernel) -> None:
+    """fcntl, the terminal ioctl (line-buffered stdout), and writes only to the std streams."""
+    p, data = kernel.process, espeak_emscripten._DATA_MOUNT
+    fd = p._imp_syscall_openat(-100, kernel.cstr(data + "/phontab"), 0o2000000, 0)  # O_CLOEXEC
+    assert p._imp_syscall_fcntl64(fd, 3, 0) == 0o2000000  # F_GETFL
+    assert (p._imp_syscall_fcntl64(0, 3, 0), p._imp_syscall_fcntl64(1, 3, 0)) == (0, 1)
+    assert [p._imp_syscall_fcntl64(fd, cmd, 0) for cmd in (1, 2, 4)] == [0, 0, 0]
+    assert p._imp_syscall_fcntl64(fd, 99, 0) == -28
+    assert p._imp_syscall_fcntl64(55, 3, 0) == -8
+    winsize = kernel.buf + 128
+    kernel.view[kernel.buf : kernel.buf + 4] = winsize.to_bytes(4, "little")
+    assert p._imp_syscall_ioctl(1, 0x5413, kernel.buf) == 0
+    assert bytes(kernel.view[winsize : winsize + 4]) == (24).to_bytes(2, "little") + (80).to_bytes(
+        2, "little"
+    )
+    assert p._imp_syscall_ioctl(0, 0x5413, kernel.buf) == -59  # stdin is no terminal
+    assert p._imp_syscall_ioctl(fd, 0x5413, kernel.buf) == -59
+    assert p._imp_syscall_ioctl(55, 0x5413, kernel.buf) == -8
+    kernel.view[kernel.buf + 64 : kernel.buf + 67] = b"hi\n"
+    written = kernel.buf + 32
+    assert p._imp_fd_write(2, kernel.iovec(3), 1, written) == 0
+    assert kernel.u32(written) == 3
+    assert bytes(p.stdio.stderr) == b"hi\n"
+    assert p._imp_fd_write(fd, kernel.iovec(3), 1, written) == 69  # EROFS
+    assert p._imp_fd_write(55, kernel.iovec(3), 1, written) == 8
+
+
+def test_environment_clock_and_faults(kernel: _Kernel) -> None:
+    """The environment is LANG=C.UTF-8; out-of-bounds copies and failed asserts end the run."""
+    p = kernel.process
+    count, size = kernel.buf, kernel.buf + 4
+    assert p._imp_environ_sizes_get(count, size) == 0
+    assert (kernel.u32(count), kernel.u32(size)) == (1, len("LANG=C.UTF-8") + 1)
+    pointers, strings = kernel.buf + 16, kernel.buf + 64
+    assert p._imp_environ_get(pointers, strings) == 0
+    assert kernel.u32(pointers) == strings
+    assert bytes(kernel.view[strings : strings + 13]) == b"LANG=C.UTF-8\0"
+    assert p._imp_emscripten_get_now_is_monotonic() == 1
+    assert p._imp_emscripten_get_now() <= p._imp_emscripten_get_now()
+    assert abs(p._imp_emscripten_date_now() / 1000 - time.time()) < 60
+    assert p._imp_emscripten_resize_heap(1 << 30) == 0  # fixed memory: malloc sees ENOMEM
+    kernel.view[kernel.buf : kernel.buf + 4] = b"abcd"
+    p._imp_emscripten_memcpy_js(kernel.buf + 8, kernel.buf, 4)
+    assert bytes(kernel.view[kernel.buf + 8 : kernel.buf + 12]) == b"abcd"
+    with pytest.raises(espeak_emscripten._ProgramExit, match="out of bounds"):
+        p._imp_emscripten_memcpy_js(len(kernel.view) - 2, kernel.buf, 4)
+    with pytest.raises(espeak_emscripten._ProgramExit):
+        p._imp_exit(3)
+    assert p._exit_code == 3
+    cond, where, func = (kernel.buf + o for o in (200, 220, 240))
+    for address, text in ((cond, b"x > 0\0"), (where, b"voices.c\0"), (func, b"LoadVoice\0")):
+        kernel.view[address : address + len(text)] = text
+    with pytest.raises(espeak_emscripten._ProgramExit, match=r"x > 0 at voices\.c:12"):
+        p._imp_assert_fail(cond, where, 12, func)

@@ -11,7 +11,10 @@ import aiohttp
 from aiohttp import web
 import numpy as np
 import pytest
+from sonos_websocket import SonosWebsocket
+from sonos_websocket.exception import SonosWebsocketError
 
+from custom_components.alicia_tts import sonos
 from custom_components.alicia_tts.encoders import wav_header
 from custom_components.alicia_tts.exceptions import InvalidPlaybackOptionError
 from custom_components.alicia_tts.options import PlaybackOptions, parse_playback
@@ -652,3 +655,111 @@ async def test_partial_success(
     errors = {o.speaker.name: o.error for o in result.outcomes}
     assert isinstance(errors["Garage"], PlaybackError)
     assert errors["Kitchen"] is None
+
+
+# -- the audioClip websocket's frames, from a loopback websocket server that misbehaves --------
+
+
+@pytest.fixture
+async def clip_server(sonos_loopback: None) -> AsyncGenerator[tuple[str, list[list[Any]]]]:
+    """A websocket server on 127.0.0.1 that answers each command with the frames it is given.
+
+    Yields (url, script): each command pops the next list of frames to send back; a frame is
+    a JSON-able list, a str (sent as text as it is), bytes (sent binary) or None (close).
+    """
+    script: list[list[Any]] = []
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                break
+            for frame in script.pop(0) if script else []:
+                if frame is None:
+                    await ws.close()
+                elif isinstance(frame, bytes):
+                    await ws.send_bytes(frame)
+                elif isinstance(frame, str):
+                    await ws.send_str(frame)
+                else:
+                    await ws.send_json(frame)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/websocket/api", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/websocket/api", script
+    await runner.cleanup()
+
+
+async def test_clip_channel_refuses_bad_frames_and_keeps_status_events(
+    clip_server: tuple[str, list[list[Any]]],
+) -> None:
+    """Answers arrive after any status events (kept); a broken frame is a websocket error."""
+    url, script = clip_server
+    event = {"type": "audioClipStatus"}
+    async with aiohttp.ClientSession() as session:
+        socket = SonosWebsocket("127.0.0.1", session=session)
+        channel = sonos._ClipChannel(socket, timeout=5)
+        with pytest.raises(SonosWebsocketError, match="closed"):
+            await channel.command({"command": "loadAudioClip"}, {})  # not connected yet
+        socket.ws = await session.ws_connect(url)
+        script += [
+            [[event, {"audioClips": [{"id": "c1", "status": "ACTIVE"}, "junk"]}], [{"ok": 1}]],
+            ["this is not JSON"],
+            [{"a": "dict, not a list"}],
+            [[]],
+            [b"\x00binary"],
+        ]
+        header, body = await channel.command({"command": "loadAudioClip"}, {})
+        assert (header, body) == ({"ok": 1}, {})
+        assert channel.status == {"c1": "ACTIVE"}
+        with pytest.raises(SonosWebsocketError, match="not JSON"):
+            await channel.command({"command": "x"}, {})
+        for _ in range(2):
+            with pytest.raises(SonosWebsocketError, match="malformed frame"):
+                await channel.command({"command": "x"}, {})
+        with pytest.raises(SonosWebsocketError, match=r"closed \(BINARY\)"):
+            await channel.command({"command": "x"}, {})
+        await channel.close()
+        assert socket.ws.closed
+        with pytest.raises(SonosWebsocketError, match="is closed"):
+            await channel.command({"command": "x"}, {})
+
+
+async def test_clip_channel_waits_for_the_end_or_gives_up(
+    clip_server: tuple[str, list[list[Any]]],
+) -> None:
+    """wait_ended: the end the speaker reports; None when the deadline passes or the socket
+    closes; a stop request wins."""
+    url, script = clip_server
+    async with aiohttp.ClientSession() as session:
+        socket = SonosWebsocket("127.0.0.1", session=session)
+        socket.ws = await session.ws_connect(url)
+        channel = sonos._ClipChannel(socket, timeout=5)
+        status = {"type": "audioClipStatus"}
+        script.append(
+            [
+                [{"type": "other"}, {}],
+                [status, {"audioClips": [{"id": "c1", "status": "ACTIVE"}]}],
+                [status, {"audioClips": [{"id": "c1", "status": "DONE"}]}],
+            ]
+        )
+        await socket.ws.send_json([{"command": "go"}, {}])
+        never = asyncio.Event()
+        assert await channel.wait_ended("c1", time.monotonic() + 10, never) == "DONE"
+        assert await channel.wait_ended("c2", time.monotonic() - 1, never) is None  # too late
+        assert await channel.wait_ended("c2", time.monotonic() + 0.2, never) is None  # silence
+        stop = asyncio.Event()
+        stop.set()
+        with pytest.raises(sonos._Stopped):
+            await channel.wait_ended("c2", time.monotonic() + 10, stop)
+        script.append([None])
+        await socket.ws.send_json([{"command": "bye"}, {}])
+        assert await channel.wait_ended("c2", time.monotonic() + 10, never) is None  # closed
+        await channel.close()
