@@ -16,6 +16,7 @@ from unittest.mock import patch
 from homeassistant import config_entries
 from homeassistant.components import tts
 from homeassistant.config_entries import FlowType
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import (
     EVENT_DATA_ENTRY_FLOW_PROGRESS_UPDATE,
@@ -43,7 +44,6 @@ from custom_components.alicia_tts.const import (
     CONF_AUDIO_FORMAT,
     CONF_CATALOG_URL,
     CONF_FALLBACK_ENGINES,
-    CONF_LANGUAGE,
     CONF_PIPER_APP_INSTALLED,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from homeassistant import config_entries
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import EVENT_DATA_ENTRY_FLOW_PROGRESS_UPDATE, FlowResultType
 from homeassistant.helpers import issue_registry as ir
@@ -36,7 +37,6 @@ from custom_components.alicia_tts.backends import ENV_PHONEMIZER, EspeakAssets
 from custom_components.alicia_tts.config_flow import CONF_RETRY_ESPEAK
 from custom_components.alicia_tts.const import (
     CONF_FALLBACK_ENGINES,
-    CONF_LANGUAGE,
     CONF_VOICE,
     DOMAIN,
 )

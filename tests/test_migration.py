@@ -3,12 +3,13 @@
 from pathlib import Path
 
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.alicia_tts import async_migrate_entry
-from custom_components.alicia_tts.const import CONF_LANGUAGE, CONF_VOICE, DOMAIN
+from custom_components.alicia_tts.const import CONF_VOICE, DOMAIN
 
 from .conftest import JOE, install_voice
 

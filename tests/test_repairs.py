@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
@@ -24,7 +25,6 @@ from custom_components.alicia_tts import config_flow
 from custom_components.alicia_tts.catalog import CACHED_CATALOG, CatalogVoice
 from custom_components.alicia_tts.const import (
     CONF_CATALOG_URL,
-    CONF_LANGUAGE,
     CONF_VOICE,
     DOMAIN,
     ISSUE_SLOW_VOICE,

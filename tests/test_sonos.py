@@ -12,7 +12,6 @@ from aiohttp import web
 import numpy as np
 import pytest
 from sonos_websocket import SonosWebsocket
-from sonos_websocket.exception import SonosWebsocketError
 
 from custom_components.alicia_tts import sonos
 from custom_components.alicia_tts.encoders import wav_header
@@ -706,7 +705,7 @@ async def test_clip_channel_refuses_bad_frames_and_keeps_status_events(
     async with aiohttp.ClientSession() as session:
         socket = SonosWebsocket("127.0.0.1", session=session)
         channel = sonos._ClipChannel(socket, timeout=5)
-        with pytest.raises(SonosWebsocketError, match="closed"):
+        with pytest.raises(sonos.ClipChannelError, match="closed"):
             await channel.command({"command": "loadAudioClip"}, {})  # not connected yet
         socket.ws = await session.ws_connect(url)
         script += [
@@ -719,16 +718,16 @@ async def test_clip_channel_refuses_bad_frames_and_keeps_status_events(
         header, body = await channel.command({"command": "loadAudioClip"}, {})
         assert (header, body) == ({"ok": 1}, {})
         assert channel.status == {"c1": "ACTIVE"}
-        with pytest.raises(SonosWebsocketError, match="not JSON"):
+        with pytest.raises(sonos.ClipChannelError, match="not JSON"):
             await channel.command({"command": "x"}, {})
         for _ in range(2):
-            with pytest.raises(SonosWebsocketError, match="malformed frame"):
+            with pytest.raises(sonos.ClipChannelError, match="malformed frame"):
                 await channel.command({"command": "x"}, {})
-        with pytest.raises(SonosWebsocketError, match=r"closed \(BINARY\)"):
+        with pytest.raises(sonos.ClipChannelError, match=r"closed \(BINARY\)"):
             await channel.command({"command": "x"}, {})
         await channel.close()
         assert socket.ws.closed
-        with pytest.raises(SonosWebsocketError, match="is closed"):
+        with pytest.raises(sonos.ClipChannelError, match="is closed"):
             await channel.command({"command": "x"}, {})
 
 

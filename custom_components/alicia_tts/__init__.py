@@ -4,7 +4,7 @@ from functools import partial
 import logging
 from pathlib import Path
 
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.const import CONF_LANGUAGE, EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import (
     config_validation as cv,
@@ -24,7 +24,6 @@ from .const import (
     CONF_ENGINE,
     CONF_FALLBACK_ENGINES,
     CONF_FIRST_AUDIO_TIMEOUT,
-    CONF_LANGUAGE,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,
     DEFAULT_BREAKER_COOLDOWN,
@@ -184,12 +183,15 @@ def async_check_fallbacks(hass: HomeAssistant, entry: AliciaConfigEntry) -> list
 async def async_setup_entry(hass: HomeAssistant, entry: AliciaConfigEntry) -> bool:
     """Set up Alicia TTS from a config entry."""
     voice = entry.data[CONF_VOICE]
-    # Temp files of a download killed mid-way (no download of this process made them).
-    await hass.async_add_executor_job(
-        remove_stale_parts,
-        [Path(hass.config.path(VOICES_DIR)), Path(hass.config.path(CACHED_CATALOG)).parent],
-    )
-    voices = await hass.async_add_executor_job(discover_voices, Path(hass.config.path(VOICES_DIR)))
+    voices_dir = Path(hass.config.path(VOICES_DIR))
+    catalog_dir = Path(hass.config.path(CACHED_CATALOG)).parent
+
+    def clean_and_discover() -> dict[str, VoiceInfo]:
+        # Temp files of a download killed mid-way (no download of this process made them).
+        remove_stale_parts([voices_dir, catalog_dir])
+        return discover_voices(voices_dir)
+
+    voices = await hass.async_add_executor_job(clean_and_discover)
     async_get_store(hass)
     speaker_url = speaker_base_url(hass, entry.options.get(CONF_SPEAKER_BASE_URL))
     async_update_url_issue(hass, speaker_url)

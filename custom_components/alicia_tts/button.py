@@ -7,8 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 
 from .const import DOMAIN
-from .entity import platform_setup
-from .measurements import DeviceCheck, DeviceCheckEntity, async_get_check
+from .entity import DeviceCheckEntity, platform_setup
+from .measurements import DeviceCheck, async_get_check
 from .models import AliciaConfigEntry
 
 PARALLEL_UPDATES = 0

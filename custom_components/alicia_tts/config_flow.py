@@ -32,6 +32,7 @@ from homeassistant.config_entries import (
     FlowType,
     OptionsFlowWithReload,
 )
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import entity_registry as er
@@ -80,7 +81,6 @@ from .const import (
     CONF_ENGINE,
     CONF_FALLBACK_ENGINES,
     CONF_FIRST_AUDIO_TIMEOUT,
-    CONF_LANGUAGE,
     CONF_PIPER_APP_INSTALLED,
     CONF_SPEAKER_BASE_URL,
     CONF_VOICE,

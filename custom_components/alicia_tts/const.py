@@ -11,7 +11,7 @@ PIPER_REQUIREMENT: Final = "piper-tts==1.8.0"
 
 # Config entry data
 CONF_VOICE: Final = "voice"
-CONF_LANGUAGE: Final = "language"  # BCP 47 of the voice (entry version 1.2)
+# The voice's BCP 47 language is stored under homeassistant.const.CONF_LANGUAGE (entry 1.2).
 # True once Alicia installed the Piper app (Supervisor) for this entry; never uninstalled by it.
 CONF_PIPER_APP_INSTALLED: Final = "piper_app_installed"
 

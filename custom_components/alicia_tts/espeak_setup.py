@@ -186,7 +186,7 @@ class EspeakFetcher:
                 ConfigEntryState.LOADED,
                 ConfigEntryState.SETUP_IN_PROGRESS,
             ):
-                _LOGGER.info("espeak-ng is installed: reloading %s", entry.title)
+                _LOGGER.info("Espeak-ng is installed: reloading %s", entry.title)
                 self.hass.config_entries.async_schedule_reload(entry_id)
 
     async def _async_failed(self, error: FetchError, parts: tuple[str, ...]) -> None:

@@ -152,24 +152,24 @@ class _Compiled:
     sha256: str
 
 
-_ENGINE: wasmtime.Engine | None = None
+#: One engine per process (modules are shared between stores), made on first use.
+_ENGINES: dict[None, wasmtime.Engine] = {}
 _COMPILED: dict[tuple[str, int, int], _Compiled] = {}
 _COMPILE_LOCK = threading.Lock()
 
 
 def _engine(wasmtime_module: Any) -> wasmtime.Engine:
-    global _ENGINE  # noqa: PLW0603 - one engine per process: modules are shared between stores
-    if _ENGINE is None:
-        _ENGINE = wasmtime_module.Engine()
-    return _ENGINE
+    engine = _ENGINES.get(None)
+    if engine is None:
+        engine = _ENGINES[None] = wasmtime_module.Engine()
+    return engine
 
 
 @atexit.register
 def _release_compiled() -> None:
     """Drop the shared module and engine while wasmtime can still free them (at exit)."""
-    global _ENGINE  # noqa: PLW0603
     _COMPILED.clear()
-    _ENGINE = None
+    _ENGINES.clear()
 
 
 def _wasmtime_version() -> str:

@@ -18,12 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 import logging
 import time
-from typing import Any, Final, override
+from typing import Any, Final
 
-from homeassistant.const import EntityCategory
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
@@ -31,7 +30,7 @@ from homeassistant.util.hass_dict import HassKey
 
 from .catalog import voice_language
 from .config_flow import async_load_voices
-from .const import CONF_LANGUAGE, DOMAIN, ISSUE_SLOW_VOICE, ISSUE_SLOW_VOICE_NO_ALTERNATIVE
+from .const import DOMAIN, ISSUE_SLOW_VOICE, ISSUE_SLOW_VOICE_NO_ALTERNATIVE
 from .device_check import (
     RTF_LIMIT,
     Candidate,
@@ -42,7 +41,6 @@ from .device_check import (
     read_cpu_info,
     recommend,
 )
-from .entity import device_info
 from .exceptions import EngineError
 from .listeners import Listeners
 from .models import AliciaConfigEntry
@@ -345,29 +343,3 @@ async def async_setup_device_check(hass: HomeAssistant, entry: AliciaConfigEntry
     hass.data.setdefault(DATA_CHECKS, {})[entry.entry_id] = check
     entry.async_on_unload(check.async_unload)
     await check.async_setup()
-
-
-class DeviceCheckEntity(Entity):
-    """An entity of an entry's device check; pushed, never polled."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
-    _attr_entity_category = EntityCategory.DIAGNOSTIC
-
-    def __init__(self, check: DeviceCheck, key: str) -> None:
-        """Name by translation key; unique per entry."""
-        self._check = check
-        self._attr_translation_key = key
-        self._attr_unique_id = f"{check.entry.entry_id}_{key}"
-        self._attr_device_info = device_info(check.entry)
-
-    @property
-    @override
-    def available(self) -> bool:
-        """Only with a local engine."""
-        return self._check.engine is not None
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the check's changes."""
-        await super().async_added_to_hass()
-        self.async_on_remove(self._check.listeners.add(self.async_write_ha_state))

@@ -2399,7 +2399,7 @@ class _Compiler:
             frees = sorted(
                 {
                     slot(name)
-                    for name in [*pnode.inputs, *pnode.outputs]
+                    for name in (*pnode.inputs, *pnode.outputs)
                     if name
                     and name not in self.consts
                     and name not in outputs

@@ -177,6 +177,8 @@ class BridgeRunner:
         from piper import espeakbridge  # noqa: PLC0415 - optional, glibc only
         from piper.phonemize_espeak import ESPEAK_DATA_DIR  # noqa: PLC0415
 
+        # A C extension: pylint cannot see its members (HA core would allow-list the module).
+        # pylint: disable=c-extension-no-member
         self._bridge = espeakbridge
         self.data_dir = data_dir or str(ESPEAK_DATA_DIR)
         espeakbridge.initialize(self.data_dir)
@@ -186,11 +188,12 @@ class BridgeRunner:
         """Select the voice (cached: espeak reloads dictionaries on every change)."""
         if voice != self._voice:
             try:
-                self._bridge.set_voice(voice)
+                self._bridge.set_voice(voice)  # pylint: disable=c-extension-no-member
             except RuntimeError as err:
                 raise PhonemizerError(f"espeak-ng has no voice {voice!r}") from err
             self._voice = voice
 
     def clauses(self, text: str) -> list[Clause]:
         """Clauses of ``text``."""
-        return [(str(p), str(t), bool(e)) for p, t, e in self._bridge.get_phonemes(text)]
+        phonemes = self._bridge.get_phonemes(text)  # pylint: disable=c-extension-no-member
+        return [(str(p), str(t), bool(e)) for p, t, e in phonemes]

@@ -15,6 +15,7 @@ from typing import Any, Final
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import FlowType, RepairsFlow, RepairsFlowResult
 from homeassistant.config_entries import SOURCE_RECONFIGURE
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import (
     SelectOptionDict,
@@ -26,7 +27,7 @@ import probatio
 
 from .catalog import format_size
 from .config_flow import DOWNLOAD_MARK, STEP_RECONFIGURE, STEP_VOICE
-from .const import CONF_LANGUAGE, CONF_VOICE, DOMAIN
+from .const import CONF_VOICE, DOMAIN
 from .device_check import Candidate
 from .measurements import async_get_check, issue_placeholders
 

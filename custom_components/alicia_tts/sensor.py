@@ -16,8 +16,8 @@ from homeassistant.core import HomeAssistant
 from .backends import BACKENDS
 from .chain import NONE, EngineChain
 from .device_check import RTF_LIMIT
-from .entity import AliciaChainEntity, platform_setup
-from .measurements import DeviceCheck, DeviceCheckEntity, async_get_check
+from .entity import AliciaChainEntity, DeviceCheckEntity, platform_setup
+from .measurements import DeviceCheck, async_get_check
 from .models import AliciaConfigEntry
 from .options import LOCAL
 

@@ -246,6 +246,10 @@ class _Stopped(Exception):
     """Internal: the playing announcement was stopped."""
 
 
+class ClipChannelError(Exception):
+    """The audioClip websocket is closed or sent a frame that is no Sonos answer."""
+
+
 async def _or_stop[T](awaitable: Awaitable[T], stop: asyncio.Event) -> T:
     """Await ``awaitable`` unless ``stop`` is set first (then `_Stopped`)."""
     task = asyncio.ensure_future(awaitable)
@@ -440,16 +444,16 @@ class _ClipChannel:
     async def _receive(self) -> tuple[dict[str, Any], dict[str, Any]]:
         ws = self.socket.ws
         if ws is None or ws.closed:
-            raise SonosWebsocketError("the clip websocket is closed")
+            raise ClipChannelError("the clip websocket is closed")
         message = await ws.receive()
         if message.type is not aiohttp.WSMsgType.TEXT:
-            raise SonosWebsocketError(f"the clip websocket closed ({message.type.name})")
+            raise ClipChannelError(f"the clip websocket closed ({message.type.name})")
         try:
             frame = message.json()
         except ValueError as err:
-            raise SonosWebsocketError(f"not JSON: {err}") from err
+            raise ClipChannelError(f"not JSON: {err}") from err
         if not isinstance(frame, list) or not frame or not isinstance(frame[0], dict):
-            raise SonosWebsocketError("malformed frame")
+            raise ClipChannelError("malformed frame")
         body = frame[1] if len(frame) > 1 and isinstance(frame[1], dict) else {}
         return frame[0], body
 
@@ -464,7 +468,7 @@ class _ClipChannel:
         """Send one command; its answer (status events arriving meanwhile are kept)."""
         ws = self.socket.ws
         if ws is None or ws.closed:
-            raise SonosWebsocketError("the clip websocket is closed")
+            raise ClipChannelError("the clip websocket is closed")
         async with asyncio.timeout(self.timeout):
             await ws.send_json([command, options])
             while True:
@@ -486,7 +490,7 @@ class _ClipChannel:
             try:
                 async with asyncio.timeout(remaining):
                     header, body = await _or_stop(self._receive(), stop)
-            except TimeoutError, SonosWebsocketError, aiohttp.ClientError:
+            except TimeoutError, ClipChannelError, aiohttp.ClientError:
                 return None
             if header.get("type") == CLIP_STATUS_EVENT:
                 self._note(body)
@@ -895,7 +899,7 @@ class SonosPlayback:
             header, _body = await channel.command({**namespace, "command": "subscribe"}, {})
             events = bool(header.get("success"))
             header, body = await channel.command({**namespace, "command": "loadAudioClip"}, options)
-        except (SonosWebsocketError, aiohttp.ClientError, TimeoutError) as err:
+        except (ClipChannelError, SonosWebsocketError, aiohttp.ClientError, TimeoutError) as err:
             await self._close_clip(channel, device, muted)
             raise SpeakerUnreachableError(
                 f"{speaker.name} ({speaker.ip}): audio clip failed: {err!r}",

@@ -22,6 +22,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Callable
 import ctypes
 from dataclasses import dataclass, field
+import math
 import platform
 import re
 import secrets
@@ -317,7 +318,7 @@ class AudioStore:
         self.cache_misses = 0
         self.shared = 0  # requests that joined a production in progress
         self.evicted = 0  # items and cache entries dropped for the budget
-        self._pruned_at = float("-inf")
+        self._pruned_at = -math.inf
         # Called with the bytes a prune or eviction let go of (to hand memory back to the OS).
         self.on_freed: Callable[[int], None] | None = None
 

@@ -11,12 +11,12 @@ from homeassistant.components.tts import (
     TtsAudioType,
     Voice,
 )
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import Context, callback
 
 from .announce import async_announce, async_check_composition
 from .chain import ChainExhaustedError, TextTee, describe_error, first_then_rest
 from .chime import Composition, around, job_options
-from .const import CONF_LANGUAGE
 from .encoders import wav_header
 from .engine import MAX_MESSAGE_CHARS
 from .entity import device_info, platform_setup
