@@ -23,7 +23,7 @@ class Wav:
     @property
     def rms(self) -> float:
         """Root mean square level, 0..1 of full scale."""
-        if not len(self.samples):
+        if len(self.samples) == 0:
             return 0.0
         return float(np.sqrt(np.mean((self.samples / 32768.0) ** 2)))
 

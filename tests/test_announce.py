@@ -1,13 +1,12 @@
 """Targets: Sonos speakers from HA's registries; other players through HA's announcement."""
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator
 import itertools
 import time
 from typing import Any
 from unittest.mock import patch
 
-from aiohttp.test_utils import TestClient
 from homeassistant.core import Context, HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
@@ -19,6 +18,7 @@ from homeassistant.helpers import (
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.alicia_tts.announce import (
     async_get_playback,
@@ -38,7 +38,6 @@ from custom_components.alicia_tts.sonos import Speaker
 from .conftest import JOE
 from .sonos_double import DEFAULT_EVENT_DELAY, FakeHousehold
 
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 TTS_ENTITY = "tts.alicia_tts_joe_en_us_medium"
 #: Event delays the README's promises must hold at: instant, typical, slow.
 EVENT_DELAYS = [0.0, 0.1, 0.5]
@@ -88,17 +87,19 @@ def register_sonos(
     return entity.entity_id
 
 
-async def test_resolve_from_registries(hass: HomeAssistant) -> None:
+async def test_resolve_from_registries(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry
+) -> None:
     """Address and uid come from the Sonos device; other players are not Sonos."""
     kitchen = register_sonos(hass, "Kitchen", "RINCON_000E58AAAA0201400", "192.168.1.31")
     assert resolve_sonos(hass, kitchen) == Speaker(
         uid="RINCON_000E58AAAA0201400", ip="192.168.1.31", name="Kitchen", model="One"
     )
-    other = er.async_get(hass).async_get_or_create("media_player", "cast", "abc")
+    other = entity_registry.async_get_or_create("media_player", "cast", "abc")
     assert resolve_sonos(hass, other.entity_id) is None
     assert resolve_sonos(hass, "media_player.unregistered") is None
     # A Sonos entity without a device, or a device without an address, is not usable.
-    bare = er.async_get(hass).async_get_or_create("media_player", "sonos", "RINCON_X")
+    bare = entity_registry.async_get_or_create("media_player", "sonos", "RINCON_X")
     assert resolve_sonos(hass, bare.entity_id) is None
 
     targets = split_targets(hass, [kitchen, other.entity_id, "media_player.unregistered"])
@@ -106,14 +107,16 @@ async def test_resolve_from_registries(hass: HomeAssistant) -> None:
     assert targets.others == [other.entity_id, "media_player.unregistered"]
 
 
-async def test_device_without_configuration_url(hass: HomeAssistant) -> None:
+async def test_device_without_configuration_url(
+    hass: HomeAssistant, device_registry: dr.DeviceRegistry, entity_registry: er.EntityRegistry
+) -> None:
     """Without a configuration URL there is no address: not resolvable."""
     sonos_entry = MockConfigEntry(domain="sonos")
     sonos_entry.add_to_hass(hass)
-    device = dr.async_get(hass).async_get_or_create(
+    device = device_registry.async_get_or_create(
         config_entry_id=sonos_entry.entry_id, identifiers={("sonos", "RINCON_Y")}, name="Den"
     )
-    entity = er.async_get(hass).async_get_or_create(
+    entity = entity_registry.async_get_or_create(
         "media_player", "sonos", "RINCON_Y", config_entry=sonos_entry, device_id=device.id
     )
     assert resolve_sonos(hass, entity.entity_id) is None
@@ -286,15 +289,17 @@ async def test_tts_speak_rejects_a_media_player_that_does_not_exist(
 
 
 async def test_say_to_an_area_speaks_on_its_media_players_only(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+    hass: HomeAssistant,
+    area_registry: ar.AreaRegistry,
+    entity_registry: er.EntityRegistry,
+    init_integration: MockConfigEntry,
 ) -> None:
     """Areas and devices bring their media players; their other entities are no targets."""
-    area = ar.async_get(hass).async_create("Den")
-    registry = er.async_get(hass)
-    player = registry.async_get_or_create("media_player", "cast", "den-speaker")
-    light = registry.async_get_or_create("light", "hue", "den-light")
+    area = area_registry.async_create("Den")
+    player = entity_registry.async_get_or_create("media_player", "cast", "den-speaker")
+    light = entity_registry.async_get_or_create("light", "hue", "den-light")
     for entity in (player, light):
-        registry.async_update_entity(entity.entity_id, area_id=area.id)
+        entity_registry.async_update_entity(entity.entity_id, area_id=area.id)
         hass.states.async_set(entity.entity_id, "on")
     calls = async_mock_service(hass, "media_player", "play_media")
     await hass.services.async_call(
@@ -308,7 +313,7 @@ async def test_say_to_an_area_speaks_on_its_media_players_only(
 
 @pytest.fixture
 async def alicia_entry(
-    hass: HomeAssistant, setup_ha: None, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant, setup_ha: None, hass_client_no_auth: ClientSessionGenerator
 ) -> AsyncGenerator[MockConfigEntry]:
     """The integration with its speaker URL on HA's real (test) HTTP server."""
     entry = MockConfigEntry(
@@ -450,7 +455,10 @@ async def test_say_overlay_default(
 
 
 async def test_never_fetched_repair_issue(
-    hass: HomeAssistant, sonos_entry: MockConfigEntry, sonos_household: FakeHousehold
+    hass: HomeAssistant,
+    issue_registry: ir.IssueRegistry,
+    sonos_entry: MockConfigEntry,
+    sonos_household: FakeHousehold,
 ) -> None:
     """A URL the speaker cannot reach: clear error, and a repair issue naming URL and clients."""
     sonos_entry.runtime_data.speaker_url = SpeakerUrl("http://127.0.0.1:9", None)
@@ -463,7 +471,7 @@ async def test_never_fetched_repair_issue(
             blocking=True,
         )
     assert err.value.translation_key == "never_fetched"
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_NEVER_FETCHED)
+    issue = issue_registry.async_get_issue(DOMAIN, ISSUE_NEVER_FETCHED)
     assert issue is not None
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["url"].startswith("http://127.0.0.1:9/api/alicia_tts/")
@@ -481,7 +489,7 @@ async def test_never_fetched_repair_issue(
         {"entity_id": "media_player.kitchen", "message": "Found you.", "wait": True},
         blocking=True,
     )
-    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_NEVER_FETCHED) is None
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_NEVER_FETCHED) is None
 
 
 async def test_speaker_down_error(hass: HomeAssistant, sonos_entry: MockConfigEntry) -> None:
@@ -738,7 +746,7 @@ async def ha_sonos(
                     name: entity_id
                     for entity_id in hass.states.async_entity_ids("media_player")
                     if (speaker := resolve_sonos(hass, entity_id)) is not None
-                    for name in [speaker.name]
+                    for name in (speaker.name,)
                 }
         await hass.async_block_till_done()
         yield players

@@ -269,29 +269,29 @@ async def test_theatre_with_sub_only_keeps_overlay(
     household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
     """A Sub follows an audio clip: a soundbar with a Sub gets overlay, heard on both."""
-    bar, sub = household["Living Room"], household["Sub"]
-    household.bond_theatre(bar, sub=sub)
-    bar.preset_tv(state="PLAYING")
-    result = await playback.async_play([speaker_of(bar)], audio_server.add(0.2), volume=30)
+    soundbar, sub = household["Living Room"], household["Sub"]
+    household.bond_theatre(soundbar, sub=sub)
+    soundbar.preset_tv(state="PLAYING")
+    result = await playback.async_play([speaker_of(soundbar)], audio_server.add(0.2), volume=30)
     assert [o.mode for o in result.outcomes] == ["overlay"]
-    assert [r.via for r in bar.played] == ["audioclip"]
+    assert [r.via for r in soundbar.played] == ["audioclip"]
     assert [(r.via, r.channel, r.volume) for r in sub.played] == [("audioclip", "SW", 30)]
-    assert bar.transport_state == "PLAYING"
+    assert soundbar.transport_state == "PLAYING"
 
 
 async def test_theatre_with_surrounds_plays_on_every_speaker(
     household: FakeHousehold, audio_server: AudioServer, playback: SonosPlayback
 ) -> None:
-    bar, sub = household["Living Room"], household["Sub"]
+    soundbar, sub = household["Living Room"], household["Sub"]
     rear = (household["Rear Left"], household["Rear Right"])
-    household.bond_theatre(bar, sub=sub, surrounds=rear)
-    bar.preset_tv(state="PLAYING")
-    before = await state_of(bar)
-    result = await playback.async_play([speaker_of(bar)], audio_server.add(0.2))
+    household.bond_theatre(soundbar, sub=sub, surrounds=rear)
+    soundbar.preset_tv(state="PLAYING")
+    before = await state_of(soundbar)
+    result = await playback.async_play([speaker_of(soundbar)], audio_server.add(0.2))
     assert [o.mode for o in result.outcomes] == ["takeover"]
     channels = {s.name: [r.channel for r in s.played] for s in (sub, *rear)}
     assert channels == {"Sub": ["SW"], "Rear Left": ["LR"], "Rear Right": ["RR"]}
-    assert await state_of(bar) == before
+    assert await state_of(soundbar) == before
 
 
 async def test_pair_in_a_synced_group_with_another_speaker(
@@ -458,12 +458,12 @@ async def test_high_priority_goes_before_waiting_normal_ones(
 
     tasks = [
         asyncio.create_task(take(n, t))
-        for n, t in [
+        for n, t in (
             ("first", first),
             ("second", second),
             ("urgent", urgent),
             ("later", later_urgent),
-        ]
+        )
     ]
     await asyncio.sleep(0.05)
     assert order == []

@@ -12,7 +12,7 @@ from typing import Any
 import wave
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from homeassistant.components import tts
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.alicia_tts import chime, chime_media
 from custom_components.alicia_tts.announce import async_get_playback
@@ -53,7 +54,6 @@ from .conftest import JOE
 from .sonos_double import FakeHousehold, FakeSonosSpeaker, decode_audio
 from .test_announce import _idle, register_sonos
 
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 TTS_ENTITY = "tts.alicia_tts_joe_en_us_medium"
 KITCHEN = "media_player.kitchen"
 RATE = 22050  # joe medium
@@ -291,7 +291,7 @@ def audio_format() -> str:
 async def entry(
     hass: HomeAssistant,
     setup_ha: None,
-    hass_client_no_auth: ClientFactory,
+    hass_client_no_auth: ClientSessionGenerator,
     kitchen: FakeSonosSpeaker,
     audio_format: str,
 ) -> AsyncGenerator[MockConfigEntry]:

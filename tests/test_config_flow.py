@@ -194,6 +194,7 @@ async def test_user_flow_folder_voice(
     result = await choose(hass, result, "en_GB-alba-low")
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == "en_GB-alba-low"
     assert result["data"] == {CONF_VOICE: "en_GB-alba-low", CONF_LANGUAGE: "en-US"}
 
 
@@ -258,6 +259,14 @@ async def test_last_voice_of_a_language_removed(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     assert result["errors"] == {CONF_LANGUAGE: "no_voices_for_language"}
+
+    # Another language with a voice still finishes the flow.
+    result = await language(hass, result, "en-US")
+    assert result["step_id"] == "voice"
+    result = await choose(hass, result, JOE)
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
 
 
 async def test_default_language_follows_home_assistant(hass: HomeAssistant) -> None:
@@ -327,6 +336,7 @@ async def test_download_flow(
     await hass.async_block_till_done()
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
     assert result["data"] == {CONF_VOICE: JOE, CONF_LANGUAGE: "en-US"}
     assert result["options"] == {CONF_CATALOG_URL: server.base_url, CONF_FALLBACK_ENGINES: []}
     assert voice_files(voices_dir) == [f"{JOE}.onnx", f"{JOE}.onnx.json"]
@@ -449,6 +459,13 @@ async def test_download_disk_full(
     assert result["errors"] == {"base": "disk_full"}
     assert voice_files(voices_dir) == []
 
+    # Once the cause is gone, the retry downloads the voice and creates the entry.
+    result = await finish_download(hass, await choose(hass, result, JOE))
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
+    assert voice_files(voices_dir) == [f"{JOE}.onnx", f"{JOE}.onnx.json"]
+
 
 async def test_download_write_failed(
     hass: HomeAssistant, server: VoiceServer, voices_dir: Path, no_packaged_voice: None
@@ -464,6 +481,13 @@ async def test_download_write_failed(
     assert result["errors"] == {"base": "write_failed"}
     assert "Permission denied" in placeholders(result)["error"]
 
+    # Once the cause is gone, the retry downloads the voice and creates the entry.
+    result = await finish_download(hass, await choose(hass, result, JOE))
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
+    assert voice_files(voices_dir) == [f"{JOE}.onnx", f"{JOE}.onnx.json"]
+
 
 async def test_download_unexpected_error(
     hass: HomeAssistant, server: VoiceServer, no_packaged_voice: None
@@ -478,6 +502,12 @@ async def test_download_unexpected_error(
         result = await finish_download(hass, await choose(hass, result, JOE))
     assert placeholders(result)["error"] == "RuntimeError"
 
+    # Once the cause is gone, the retry downloads the voice and creates the entry.
+    result = await finish_download(hass, await choose(hass, result, JOE))
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
+
 
 async def test_downloaded_voice_unreadable(
     hass: HomeAssistant, server: VoiceServer, no_packaged_voice: None
@@ -489,6 +519,15 @@ async def test_downloaded_voice_unreadable(
     assert result["errors"] == {"base": "download_failed"}
     assert placeholders(result)["error"] == "bad config"
     assert hass.config_entries.async_entries(DOMAIN) == []
+
+    # Once the config reads, the retry uses the verified download: the entry, no new download.
+    requested = server.files_requested()
+    result = await choose(hass, result, JOE)
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
+    assert [entry.unique_id for entry in hass.config_entries.async_entries(DOMAIN)] == [JOE]
+    assert server.files_requested() == requested
 
 
 async def test_closing_the_flow_cancels_the_download(
@@ -541,6 +580,11 @@ async def test_voice_source_errors(
     server.catalog_body = None
     result = await language(hass, result, url=server.base_url, refresh=True)
     assert result["step_id"] == "voice"
+    result = await finish_download(hass, await choose(hass, result, JOE))
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
+    assert result["options"][CONF_CATALOG_URL] == server.base_url
 
 
 async def test_refreshed_catalogue_not_saved(
@@ -969,6 +1013,7 @@ async def test_fallback_step_lists_engines(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert "next_flow" not in result
     entry = result["result"]
+    assert entry.unique_id == "en_GB-alan-medium"
     assert entry.options == {CONF_FALLBACK_ENGINES: ["tts.working", PIPER]}
     assert entry.runtime_data.chain.fallbacks == ["tts.working", PIPER]
 
@@ -982,6 +1027,7 @@ async def test_fallback_step_nothing_chosen(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == JOE
     assert result["options"] == {CONF_FALLBACK_ENGINES: []}
 
 
@@ -1007,6 +1053,7 @@ async def test_app_offer_follows_local_piper(
         )
         await hass.async_block_till_done()
         assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["result"].unique_id == JOE
         assert "next_flow" not in result  # declined: nothing is installed
     assert supervisor.calls == []
 

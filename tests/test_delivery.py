@@ -1,7 +1,6 @@
 """Audio for speakers over Home Assistant's real HTTP server: tokens, HEAD, Range, streaming."""
 
 import asyncio
-from collections.abc import Callable, Coroutine
 import json
 from pathlib import Path
 import random
@@ -10,7 +9,6 @@ import subprocess
 import threading
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -20,6 +18,7 @@ from homeassistant.helpers import issue_registry as ir
 import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.alicia_tts import delivery
 from custom_components.alicia_tts.const import (
@@ -48,8 +47,6 @@ from custom_components.alicia_tts.store import (
 
 from .audio import parse_wav
 from .conftest import JOE
-
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 
 FIVE = (
     "Attention. The front door has been open for ten minutes. The heating is paused meanwhile. "
@@ -87,7 +84,9 @@ def path_of(item: AudioItem) -> str:
 
 
 async def test_mp3_by_default_with_length_when_complete(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """Speakers get MP3 (encoded in-process); complete audio has Content-Length."""
     assert init_integration.runtime_data.audio_format == "mp3"
@@ -111,7 +110,7 @@ async def test_mp3_by_default_with_length_when_complete(
 async def test_streams_before_synthesis_ends(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hass_client_no_auth: ClientFactory,
+    hass_client_no_auth: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first bytes reach the client while later sentences are still waiting to be made."""
@@ -147,7 +146,9 @@ async def test_streams_before_synthesis_ends(
 
 
 async def test_head_and_range(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """HEAD gives the length; single ranges (first bytes, suffix) and 416 work."""
     item = await make_audio(hass, init_integration, "Short and sweet.")
@@ -185,7 +186,9 @@ async def test_head_and_range(
 
 
 async def test_head_while_streaming_and_range_waits(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """HEAD during synthesis has no length; a mid-file Range waits for the complete audio."""
     item = await make_audio(hass, init_integration)
@@ -202,7 +205,7 @@ async def test_head_while_streaming_and_range_waits(
 async def test_unknown_expired_and_unloaded(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hass_client_no_auth: ClientFactory,
+    hass_client_no_auth: ClientSessionGenerator,
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Unknown tokens, wrong extensions, expired and unloaded items are 404."""
@@ -231,7 +234,9 @@ async def test_unknown_expired_and_unloaded(
 
 
 async def test_cache_hit_serves_at_once(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """The same announcement again is complete immediately, under a new token."""
     store = async_get_store(hass)
@@ -252,7 +257,7 @@ async def test_cache_hit_serves_at_once(
 
 
 async def test_wav_format_option(
-    hass: HomeAssistant, setup_ha: None, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant, setup_ha: None, hass_client_no_auth: ClientSessionGenerator
 ) -> None:
     """With the WAV option speakers get WAV; once complete its header states the length."""
     entry = MockConfigEntry(
@@ -293,7 +298,7 @@ async def test_mp3_encoder_unavailable_falls_back_to_wav(
 async def test_synthesis_failure_is_503(
     hass: HomeAssistant,
     setup_ha: None,
-    hass_client_no_auth: ClientFactory,
+    hass_client_no_auth: ClientSessionGenerator,
     voices_dir: Path,
     joe_files: tuple[Path, Path],
 ) -> None:
@@ -332,7 +337,9 @@ async def test_errors_before_any_url(
 
 
 async def test_fuzz_never_500(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """Random tokens, paths, methods and Range headers never produce a server error."""
     item = await make_audio(hass, init_integration, "Fuzz me.")
@@ -409,6 +416,7 @@ def test_url_problem(url: str, problem: str | None) -> None:
 )
 async def test_base_url_and_repair_issue(
     hass: HomeAssistant,
+    issue_registry: ir.IssueRegistry,
     internal: str,
     override: str | None,
     issue_key: str | None,
@@ -421,7 +429,7 @@ async def test_base_url_and_repair_issue(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.runtime_data.speaker_url.url == expected
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_SPEAKER_URL)
+    issue = issue_registry.async_get_issue(DOMAIN, ISSUE_SPEAKER_URL)
     if issue_key is None:
         assert issue is None
     else:
@@ -432,7 +440,7 @@ async def test_base_url_and_repair_issue(
     assert audio_url(expected, item) == f"{expected}{URL_PREFIX}{item.token}.mp3"
 
 
-async def test_no_url_at_all(hass: HomeAssistant) -> None:
+async def test_no_url_at_all(hass: HomeAssistant, issue_registry: ir.IssueRegistry) -> None:
     """Without any URL HA could give, the issue says what to set."""
     entry = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE})
     entry.add_to_hass(hass)
@@ -444,7 +452,7 @@ async def test_no_url_at_all(hass: HomeAssistant) -> None:
     assert await hass.config_entries.async_reload(entry.entry_id)
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.speaker_url.url is None
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_SPEAKER_URL)
+    issue = issue_registry.async_get_issue(DOMAIN, ISSUE_SPEAKER_URL)
     assert issue is not None
     assert issue.translation_key == "speaker_url_missing"
 
@@ -474,7 +482,7 @@ async def test_requests_beyond_the_bound_wait_their_turn(
 async def test_identical_requests_share_one_synthesis(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hass_client_no_auth: ClientFactory,
+    hass_client_no_auth: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """200 identical messages at once: one synthesis, 200 tokens with the same audio."""
@@ -507,7 +515,9 @@ async def test_identical_requests_share_one_synthesis(
 
 
 async def test_huge_range_numbers_are_416_not_500(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """A Range header with thousands of digits is unsatisfiable (or the whole file)."""
     item = await make_audio(hass, init_integration, "Range me.")
@@ -523,7 +533,9 @@ async def test_huge_range_numbers_are_416_not_500(
 
 
 async def test_fetch_record_is_bounded(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """Many requests on one token keep a bounded record, and the token still works."""
     item = await make_audio(hass, init_integration, "Head, head, head.")
@@ -538,7 +550,9 @@ async def test_fetch_record_is_bounded(
 
 
 async def test_audio_budget_over_http(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """Live items and cached audio share one budget: old fetched audio makes room."""
     store = async_get_store(hass)

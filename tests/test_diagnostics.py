@@ -1,27 +1,24 @@
 """Diagnostics through HA's diagnostics API: chain, breaker, usage, platform; no message text."""
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
 from .test_chain import MESSAGE, break_local, local_of, setup_alicia, speak
 
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
-
 
 async def test_diagnostics(
     hass: HomeAssistant,
     engines: dict[str, Any],
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
     snapshot: SnapshotAssertion,
 ) -> None:
@@ -42,13 +39,13 @@ async def test_diagnostics(
     )
 
 
+@pytest.mark.usefixtures("socket_enabled")
 async def test_credentials_redacted(
     hass: HomeAssistant,
     engines: dict[str, Any],
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     caplog: pytest.LogCaptureFixture,
     joe_files: tuple[Any, Any],
-    socket_enabled: None,
 ) -> None:
     """A voice source URL with credentials: not in diagnostics, not in the log."""
     from custom_components.alicia_tts.config_flow import async_refresh_catalog

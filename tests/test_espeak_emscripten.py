@@ -318,7 +318,7 @@ def test_runner_matches_the_bridge_on_tricky_texts(runner: EmscriptenRunner) -> 
     for voice, extra in (("en-us", []), ("de", ["Am 3. Mai sind es 12 Grad, drau\u00dfen."])):
         runner.set_voice(voice)
         bridge.set_voice(voice)
-        for text in [*texts, *extra]:
+        for text in (*texts, *extra):
             assert runner.clauses(text) == bridge.clauses(text), repr(text)
 
 
@@ -328,7 +328,7 @@ def test_phonemizer_over_the_runner(runner: EmscriptenRunner) -> None:
     bridge = Phonemizer(_bridge())
     mine = Phonemizer(runner)
     assert mine.name == "emscripten"
-    for text in ["Say [[ h\u025blo\u028a ]] to me. Now.", "Hello world. How are you?"]:
+    for text in ("Say [[ h\u025blo\u028a ]] to me. Now.", "Hello world. How are you?"):
         assert mine.phonemize("en-us", text) == bridge.phonemize("en-us", text)
 
 
@@ -379,12 +379,12 @@ def test_embedded_data_works_too() -> None:
 @needs_wasm
 def test_unknown_voices_are_refused_like_the_bridge(runner: EmscriptenRunner) -> None:
     """Unknown names fail with cause 'voice', also those only the command line would accept."""
-    for voice in ["xx", "de-de", "--help", "", "zz-yy"]:
+    for voice in ("xx", "de-de", "--help", "", "zz-yy"):
         with pytest.raises(EspeakEmscriptenError) as caught:
             runner.set_voice(voice)
         assert caught.value.cause == "voice"
         assert isinstance(caught.value, PhonemizerError)
-    for voice in ["german", "gmw/de", "En-US", "en-us+m1"]:
+    for voice in ("german", "gmw/de", "En-US", "en-us+m1"):
         runner.set_voice(voice)
 
 
@@ -396,22 +396,30 @@ def test_clauses_need_a_voice() -> None:
         runner.clauses("Hello")
 
 
-def test_missing_or_wrong_module(tmp_path: Path) -> None:
-    """A missing file, a file that is no module, a data folder without data: cause 'module'."""
+def test_missing_module(tmp_path: Path) -> None:
+    """A missing file: cause 'module'."""
     with pytest.raises(EspeakEmscriptenError) as caught:
         EmscriptenRunner(tmp_path / "absent.wasm")
     assert caught.value.cause == "module"
-    if not HAVE_WASMTIME:
-        return
+
+
+@pytest.mark.skipif(not HAVE_WASMTIME, reason="wasmtime is not installed")
+def test_file_that_is_no_module(tmp_path: Path) -> None:
+    """A file that is no WebAssembly module: cause 'module'."""
     junk = tmp_path / "junk.wasm"
     junk.write_bytes(b"\0asm not really")
     with pytest.raises(EspeakEmscriptenError) as caught:
         EmscriptenRunner(junk)
     assert caught.value.cause == "module"
-    if WASM is not None:
-        with pytest.raises(EspeakEmscriptenError, match="no phontab") as caught:
-            EmscriptenRunner(WASM, tmp_path)
-        assert caught.value.cause == "module"
+
+
+@needs_wasm
+def test_data_folder_without_data(tmp_path: Path) -> None:
+    """The real module with a data folder that holds no espeak-ng data: cause 'module'."""
+    assert WASM is not None
+    with pytest.raises(EspeakEmscriptenError, match="no phontab") as caught:
+        EmscriptenRunner(WASM, tmp_path)
+    assert caught.value.cause == "module"
 
 
 def test_wasmtime_import_failure_names_libgcc(

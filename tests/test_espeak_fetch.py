@@ -76,7 +76,7 @@ ENTITY_ID = "tts.alicia_tts_joe_en_us_medium"
 # -- the assets and the pins ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def release_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """The two release assets, as script/build_release makes them."""
     script = espeak_data_script()

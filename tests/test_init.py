@@ -15,7 +15,7 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er, 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.alicia_tts import async_migrate_entry, piper_unavailable_issue
+from custom_components.alicia_tts import piper_unavailable_issue
 from custom_components.alicia_tts.const import (
     CONF_BACKEND,
     CONF_VOICE,
@@ -66,6 +66,7 @@ async def test_setup_and_unload(
 
 async def test_piper_not_installable(
     hass: HomeAssistant,
+    issue_registry: ir.IssueRegistry,
     setup_ha: None,
     config_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
@@ -78,7 +79,6 @@ async def test_piper_not_installable(
     """
     for module in ("piper", "onnxruntime", "wasmtime"):
         monkeypatch.setitem(sys.modules, module, None)  # as if never installed
-    issue_registry = ir.async_get(hass)
     with (
         patch("homeassistant.util.package.is_installed", return_value=False),
         patch("homeassistant.requirements.pkg_util.install_package", return_value=False) as inst,
@@ -108,18 +108,22 @@ async def test_piper_not_installable(
 
 
 async def test_repair_issue_cleared_when_piper_works(
-    hass: HomeAssistant, setup_ha: None, config_entry: MockConfigEntry
+    hass: HomeAssistant,
+    issue_registry: ir.IssueRegistry,
+    setup_ha: None,
+    config_entry: MockConfigEntry,
 ) -> None:
     """A stale "Piper unavailable" issue (from an earlier start) goes away once Piper loads."""
     piper_unavailable_issue(hass, "an earlier start")
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is None
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is None
     assert entity_state(hass, ENTITY_ID) == STATE_UNKNOWN
 
 
 async def test_piper_import_fails(
     hass: HomeAssistant,
+    issue_registry: ir.IssueRegistry,
     setup_ha: None,
     config_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
@@ -133,7 +137,7 @@ async def test_piper_import_fails(
     # The numpy backend could run the model; no espeak-ng phonemizer is there for it.
     assert "no espeak-ng phonemizer can run" in problem
     assert "bridge:" in problem
-    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is not None
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_PIPER_UNAVAILABLE) is not None
     assert entity_state(hass, ENTITY_ID) == STATE_UNKNOWN  # available: requests get the error
 
 
@@ -151,7 +155,9 @@ async def test_voice_missing(hass: HomeAssistant, setup_ha: None) -> None:
     assert entity_state(hass, "tts.alicia_tts_gone") == STATE_UNKNOWN
 
 
-async def test_corrupt_voice(hass: HomeAssistant, setup_ha: None, voices_dir: Path) -> None:
+async def test_corrupt_voice(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry, setup_ha: None, voices_dir: Path
+) -> None:
     """A corrupt model file is reported (a repair issue), not loaded, and does not break
     setup; once the voice is intact again the issue goes."""
     (voices_dir / "en_US-broken-low.onnx").write_bytes(b"not an onnx model")
@@ -167,7 +173,7 @@ async def test_corrupt_voice(hass: HomeAssistant, setup_ha: None, voices_dir: Pa
     assert entry.runtime_data.engine is None
     assert "cannot be loaded" in (entry.runtime_data.local_problem or "")
     assert entity_state(hass, "tts.alicia_tts_broken") == STATE_UNKNOWN
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, "voice_unusable_en_US-broken-low")
+    issue = issue_registry.async_get_issue(DOMAIN, "voice_unusable_en_US-broken-low")
     assert issue is not None
     assert issue.translation_key == "voice_unusable"
     assert issue.translation_placeholders is not None
@@ -180,7 +186,7 @@ async def test_corrupt_voice(hass: HomeAssistant, setup_ha: None, voices_dir: Pa
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.runtime_data.engine is not None
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "voice_unusable_en_US-broken-low") is None
+    assert issue_registry.async_get_issue(DOMAIN, "voice_unusable_en_US-broken-low") is None
 
 
 async def test_migrate_future_version_refused(hass: HomeAssistant, setup_ha: None) -> None:
@@ -191,14 +197,17 @@ async def test_migrate_future_version_refused(hass: HomeAssistant, setup_ha: Non
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
 
 
-async def test_migrate_entry_function(hass: HomeAssistant) -> None:
-    """Version 1 entries are migrated (to 1.2, see test_migration.py); others cannot be."""
+async def test_migrate_entry_function(hass: HomeAssistant, setup_ha: None) -> None:
+    """Version 1 entries are migrated at setup (to 1.2, see test_migration.py); others cannot be."""
     v1 = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, version=1, minor_version=0)
     v1.add_to_hass(hass)
-    v2 = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, version=2)
-    assert await async_migrate_entry(hass, v1)
+    assert await hass.config_entries.async_setup(v1.entry_id)
+    await hass.async_block_till_done()
     assert v1.minor_version == 2
-    assert not await async_migrate_entry(hass, v2)
+    v2 = MockConfigEntry(domain=DOMAIN, data={CONF_VOICE: JOE}, version=2)
+    v2.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(v2.entry_id)
+    assert v2.state is ConfigEntryState.MIGRATION_ERROR
 
 
 async def test_migrate_minor_version(hass: HomeAssistant, setup_ha: None) -> None:

@@ -1,11 +1,9 @@
 """The device check in a real Home Assistant: measured after start-up, stored, sensor, button."""
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 from homeassistant.components.button import ButtonEntity
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -18,6 +16,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.alicia_tts import measurements
 from custom_components.alicia_tts.backends import choose_backend
@@ -43,7 +42,6 @@ from custom_components.alicia_tts.measurements import (
 from .conftest import JOE, entity_state
 from .speed import check_of, measure_now, slow_entry
 
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 SENSOR = "sensor.alicia_tts_real_time_factor"
 BUTTON = "button.alicia_tts_measure_speed"
 
@@ -61,9 +59,10 @@ async def press(hass: HomeAssistant) -> None:
 
 async def test_fresh_entry_records_its_measurement(
     hass: HomeAssistant,
+    issue_registry: ir.IssueRegistry,
     init_integration: MockConfigEntry,
     hass_storage: dict[str, Any],
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     entity_registry: er.EntityRegistry,
 ) -> None:
     """A new voice is measured after start-up: stored, on the sensor, in diagnostics."""
@@ -104,7 +103,7 @@ async def test_fresh_entry_records_its_measurement(
     assert state.attributes["cores"] == measurement.cpu.cores
     assert state.attributes["audio_long"] > state.attributes["audio_short"] > 0
     # The issue follows the measured figure (whatever this machine's speed is).
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{ISSUE_SLOW_VOICE}_{entry.entry_id}")
+    issue = issue_registry.async_get_issue(DOMAIN, f"{ISSUE_SLOW_VOICE}_{entry.entry_id}")
     assert (issue is not None) == measurement.too_slow()
 
     assert await async_setup_component(hass, "diagnostics", {})

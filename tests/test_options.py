@@ -3,7 +3,7 @@
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.components.tts.const import DATA_COMPONENT
+from homeassistant.components.tts import DATA_COMPONENT
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry

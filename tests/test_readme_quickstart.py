@@ -11,7 +11,7 @@ Sonos speaker (tests/sonos_double/) through Home Assistant's Sonos device regist
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import timedelta
 import json
@@ -23,12 +23,12 @@ import shutil
 from typing import Any
 
 import aiohttp
-from aiohttp.test_utils import TestClient
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.alicia_tts.announce import async_get_playback
 from custom_components.alicia_tts.const import (
@@ -44,7 +44,6 @@ from .engines import MP3
 from .sonos_double import FakeHousehold
 from .test_announce import register_sonos
 
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECTION = "## Quick start from a shell"
 
@@ -201,7 +200,7 @@ async def home_assistant(
     setup_ha: None,
     engines: dict[str, Any],
     sonos_household: FakeHousehold,
-    hass_client_no_auth: ClientFactory,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> str:
     """Alicia with a fallback engine and a Sonos Kitchen; the base URL of HA's HTTP server."""
     assert await async_setup_component(hass, "api", {})

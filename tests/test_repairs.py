@@ -6,7 +6,7 @@ repairs HTTP API, as the frontend drives it; the switch goes through the entry's
 flow, with a download from the loopback voice source when the voice is not installed.
 """
 
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator
 import json
 import os
 from pathlib import Path
@@ -20,6 +20,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.alicia_tts import config_flow
 from custom_components.alicia_tts.catalog import CACHED_CATALOG, CatalogVoice
@@ -37,7 +38,6 @@ from .conftest import JOE
 from .speed import check_of, measure_now, slow_entry
 from .voice_server import VoiceServer, start_voice_server
 
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 JOE_LOW = "en_US-joe-low"
 
 
@@ -95,7 +95,7 @@ async def test_slow_voice_issue_and_switch_to_installed_lower_quality(
     joe_files: tuple[Path, Path],
     init_integration: MockConfigEntry,
     repairs: None,
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """RTF 0.6 > 0.5: a fixable issue with the numbers; fix -> joe low, measured again."""
@@ -179,7 +179,7 @@ async def test_fix_downloads_the_lower_quality(
     server: VoiceServer,
     voices_dir: Path,
     repairs: None,
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A recommended voice that is not installed: the reconfigure flow downloads it."""
@@ -255,7 +255,7 @@ async def test_fix_flow_edges(
     joe_files: tuple[Path, Path],
     init_integration: MockConfigEntry,
     repairs: None,
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A voice taken meanwhile is refused in the form; a stale issue aborts."""
@@ -295,7 +295,7 @@ async def test_fix_flow_when_the_reconfigure_flow_refuses(
     joe_files: tuple[Path, Path],
     init_integration: MockConfigEntry,
     repairs: None,
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The voice vanished before the reconfigure flow saw it: an error in the form, no switch."""
@@ -329,7 +329,7 @@ async def test_fix_flow_while_the_voice_is_being_set_up(
     server: VoiceServer,
     voices_dir: Path,
     repairs: None,
-    hass_client: ClientFactory,
+    hass_client: ClientSessionGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Another flow is downloading the recommended voice: the fix says so and changes nothing."""

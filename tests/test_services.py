@@ -1,16 +1,15 @@
 """Service action alicia_tts.audio_url through Home Assistant's service registry and HTTP."""
 
-from collections.abc import Callable, Coroutine
 import json
 from pathlib import Path
 import string
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from yarl import URL
 
 from custom_components.alicia_tts.const import DOMAIN
@@ -21,7 +20,6 @@ from custom_components.alicia_tts.sonos import QueueFullError
 
 from .audio import parse_wav
 
-type ClientFactory = Callable[[], Coroutine[Any, Any, TestClient[Any, Any]]]
 ENTITY_ID = "tts.alicia_tts_joe_en_us_medium"
 STRINGS = Path(__file__).resolve().parent.parent / "custom_components/alicia_tts/strings.json"
 
@@ -36,7 +34,9 @@ async def call(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
 
 
 async def test_audio_url_is_fetchable(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client_no_auth: ClientFactory
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
 ) -> None:
     """The response URL serves the speech without credentials."""
     response = await call(

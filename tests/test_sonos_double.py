@@ -32,7 +32,8 @@ from sonos_websocket.exception import SonosWebsocketError
 
 from custom_components.alicia_tts.announce import resolve_sonos
 from custom_components.alicia_tts.sonos import Speaker
-from tests.sonos_double import (
+
+from .sonos_double import (
     API_KEY_HEADER,
     PAUSED,
     PLAYING,
@@ -656,15 +657,10 @@ def disturb(device: Any, tts_url: str | None) -> None:
 
 
 SOURCES = ["radio", "line_in", "tv", "queue"]
-STATES = [PLAYING, PAUSED, STOPPED]
 
 
-@pytest.mark.parametrize("state", STATES)
-@pytest.mark.parametrize("source", SOURCES)
-async def test_snapshot_restore_round_trip(
-    household: FakeHousehold, audio_server: AudioServer, source: str, state: str
-) -> None:
-    speaker = household.speakers[0]
+def preset_source(speaker: FakeSonosSpeaker, source: str, state: str) -> None:
+    """Make ``speaker`` play ``source`` (one of SOURCES) in ``state``."""
     if source == "radio":
         speaker.preset_radio(state=state)
     elif source == "line_in":
@@ -677,24 +673,50 @@ async def test_snapshot_restore_round_trip(
         )
     speaker.volume, speaker.mute = 17, True
     speaker.bass, speaker.treble, speaker.loudness = 3, -2, False
+
+
+# soco's restore sends neither Play nor Stop for a paused source, so only a paused speaker
+# that was not made to play anything in between comes back paused: a playing or stopped one
+# gets an announcement in between, a paused one only the volume and EQ changes.
+@pytest.mark.parametrize("state", [PLAYING, STOPPED])
+@pytest.mark.parametrize("source", SOURCES)
+async def test_snapshot_restore_round_trip(
+    household: FakeHousehold, audio_server: AudioServer, source: str, state: str
+) -> None:
+    speaker = household.speakers[0]
+    preset_source(speaker, source, state)
     device = soco.SoCo(speaker.ip)
     before = await in_thread(observe, device)
     assert before["state"] == state
 
     snap = Snapshot(device)
     assert await in_thread(snap.snapshot) is True
-    # soco's restore sends neither Play nor Stop for a paused source, so only a paused
-    # speaker that was not made to play anything in between comes back paused
-    tts = audio_server.url("/tts/tone.wav") if state != PAUSED else None
+    tts = audio_server.url("/tts/tone.wav")
     await in_thread(disturb, device, tts)
-    if tts is not None:
-        await speaker.wait_played(1)
-        await speaker.wait_idle()
-        assert speaker.current_uri == tts
+    await speaker.wait_played(1)
+    await speaker.wait_idle()
+    assert speaker.current_uri == tts
     await in_thread(snap.restore)
     await speaker.wait_idle()
     assert await in_thread(observe, device) == before
-    assert len(speaker.played) == (1 if tts else 0)
+    assert len(speaker.played) == 1
+
+
+@pytest.mark.parametrize("source", SOURCES)
+async def test_snapshot_restore_round_trip_paused(household: FakeHousehold, source: str) -> None:
+    speaker = household.speakers[0]
+    preset_source(speaker, source, PAUSED)
+    device = soco.SoCo(speaker.ip)
+    before = await in_thread(observe, device)
+    assert before["state"] == PAUSED
+
+    snap = Snapshot(device)
+    assert await in_thread(snap.snapshot) is True
+    await in_thread(disturb, device, None)
+    await in_thread(snap.restore)
+    await speaker.wait_idle()
+    assert await in_thread(observe, device) == before
+    assert len(speaker.played) == 0
 
 
 async def test_restored_paused_source_after_tts_is_stopped(
@@ -1115,7 +1137,7 @@ def sonos_players(hass: HomeAssistant) -> dict[str, str]:
 # real speakers, which send <VanishedDevices></VanishedDevices> too).
 @pytest.mark.filterwarnings("ignore:Testing an element's truth value:DeprecationWarning")
 async def test_home_assistant_sonos_integration_sets_up_the_double(
-    hass: HomeAssistant, loopback: None
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, loopback: None
 ) -> None:
     """HA's own core sonos integration (manual hosts) turns the double into media players."""
     async with FakeHousehold.create(2, first_ip=17, names=("Den", "Hall")) as household:
@@ -1151,10 +1173,9 @@ async def test_home_assistant_sonos_integration_sets_up_the_double(
             assert hall_state.state == "paused"
             assert hall_state.attributes["media_title"] == "Track 2"
             assert hall_state.attributes["volume_level"] == 0.31
-            registry = er.async_get(hass)
             # the favorites sensor (disabled by default) and one alarm switch, from the double
-            assert registry.async_get("sensor.sonos_favorites") is not None
-            alarms = [e for e in registry.entities if e.startswith("switch.sonos_alarm")]
+            assert entity_registry.async_get("sensor.sonos_favorites") is not None
+            alarms = [e for e in entity_registry.entities if e.startswith("switch.sonos_alarm")]
             assert len(alarms) == 1
             # Alicia finds the speaker behind HA's entity: uid and address from the registry.
             # The model is the name the speaker reports, as HA shows it ("Sonos " dropped).

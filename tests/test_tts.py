@@ -5,8 +5,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from homeassistant.components import media_source, tts
-from homeassistant.components.tts.const import DATA_COMPONENT
-from homeassistant.components.tts.entity import TTSAudioRequest
+from homeassistant.components.tts import DATA_COMPONENT, TTSAudioRequest
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest

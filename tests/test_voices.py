@@ -5,7 +5,7 @@ from pathlib import Path
 import shutil
 import sys
 
-from homeassistant.components.tts.const import DATA_COMPONENT
+from homeassistant.components.tts import DATA_COMPONENT
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
